@@ -1,0 +1,56 @@
+"""`StepSizeCallback`: the monitor, wired into `model.fit`."""
+
+import math
+
+import keras
+
+from tb_stepsize.monitor import StepSizeMonitor
+
+
+class StepSizeCallback(keras.callbacks.Callback):
+    """Logs per-layer step sizes of every `every_n_steps`-th optimizer update.
+
+    `callbacks=[StepSizeCallback("logs/run1")]` in `model.fit`.  Keyword
+    arguments are those of `StepSizeMonitor`.  The train function is
+    retraced at the start of `fit` (so the hooks are compiled in) and dropped
+    at its end (so a later `fit` without the callback runs no hook).
+    """
+
+    def __init__(self, log_dir, every_n_steps=1, **monitor_kwargs):
+        super().__init__()
+        self.log_dir = log_dir
+        self.every_n_steps = every_n_steps
+        self._monitor_kwargs = monitor_kwargs
+        self.monitor = None
+        self._epoch_step = -1
+
+    def on_train_begin(self, logs=None):
+        model = self.model
+        steps_per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
+        self._monitor_kwargs.setdefault(
+            "max_pending", math.ceil(steps_per_execution / self.every_n_steps) + 2
+        )
+        self.monitor = StepSizeMonitor(
+            self.log_dir,
+            model.optimizer,
+            model.trainable_variables,
+            every_n_steps=self.every_n_steps,
+            **self._monitor_kwargs,
+        )
+        if self.monitor.enabled:
+            model.make_train_function(force=True)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_step = -1
+
+    def on_train_batch_end(self, batch, logs=None):
+        # Keras calls this once per execution with the epoch's last step index.
+        self.monitor.after_steps(batch - self._epoch_step)
+        self._epoch_step = batch
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.monitor.flush()
+
+    def on_train_end(self, logs=None):
+        self.monitor.close()
+        self.model.train_function = None  # its graph holds the (now removed) hooks

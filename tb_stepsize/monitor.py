@@ -1,0 +1,421 @@
+"""Records the step every optimizer update applies, per watched variable.
+
+`StepSizeMonitor` hooks one Keras 3 optimizer instance.  Inside the train
+step, at a logged update, each watched variable is read before and after its
+update and reduced on the device to per-layer statistics written into small
+ring-buffer variables.  On the host, `after_steps()` pulls the buffers only
+when a logged update may have happened, and `summary.StepWriter` writes them.
+
+Hooks (instance attributes, removed by `close()`):
+
+* `_backend_apply_gradients`: decides once per update whether it is logged
+  (update number u = t // gradient_accumulation_steps; logged when
+  (u - 1) % every_n_steps == 0, so the first update is always logged).
+* `_apply_weight_decay`: defers decoupled weight decay of watched variables
+  to their own `update_step`, so that the "before" snapshot includes it and
+  only one variable's snapshot is alive at a time.  Decay of a variable
+  depends only on that variable, so deferring it changes no value.
+* `update_step`: runs Keras' own update inside a `tf.cond`; the logged branch
+  adds the snapshot and the reductions, the other branch is the plain update.
+"""
+
+import atexit
+import math
+import os
+import re
+import tempfile
+import time
+import warnings
+import weakref
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tb_stepsize import device_stats, metadata, optimizer_rules
+from tb_stepsize.summary import StepWriter
+
+_HOOKS = ("_backend_apply_gradients", "_apply_weight_decay", "update_step")
+
+
+class MonitorError(RuntimeError):
+    """The monitor cannot record (raised only with `on_error="raise"`)."""
+
+
+def _select(variables, include, exclude):
+    inc = re.compile(include) if include else None
+    exc = re.compile(exclude) if exclude else None
+    return [
+        v
+        for v in variables
+        if v.trainable
+        and (inc is None or inc.search(v.path))
+        and (exc is None or not exc.search(v.path))
+    ]
+
+
+class _Trace:
+    """Per-trace state shared by the hooks of one `apply` call."""
+
+    def __init__(self, log, slot):
+        self.log = log
+        self.slot = slot
+        self.deferred_decay = {}
+        self.chain = []
+
+
+class StepSizeMonitor:
+    """Records per-layer step sizes of the updates `optimizer` applies.
+
+    Args:
+      log_dir: directory of the run's event files (created if missing).
+      optimizer: a Keras 3 optimizer (a LossScaleOptimizer is unwrapped).
+      variables: the variables to watch; default: all the optimizer's
+        trainable variables (the optimizer must then be built).
+      every_n_steps: log the first update and every N-th after it.
+      include, exclude: regular expressions searched in `variable.path`.
+      histograms: also write half-octave histograms (bigger event files).
+      max_pending: logged updates the device buffer holds between two
+        `after_steps()` pulls (default: enough for one pull per step).
+      flush_secs: flush event files at least this often (and at close).
+      on_error: "warn" (default: one warning, training goes on without the
+        monitor) or "raise".
+
+    Use `after_steps(n)` after every n train steps (the Keras callback does
+    it for you), and `close()` at the end (or use it as a context manager).
+    """
+
+    def __init__(
+        self,
+        log_dir,
+        optimizer,
+        variables=None,
+        *,
+        every_n_steps=1,
+        include=None,
+        exclude=None,
+        histograms=True,
+        max_pending=None,
+        flush_secs=5.0,
+        on_error="warn",
+    ):
+        if on_error not in ("warn", "raise"):
+            raise ValueError(f"on_error must be 'warn' or 'raise', not {on_error!r}")
+        if int(every_n_steps) < 1:
+            raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps!r}")
+        self.every_n_steps = int(every_n_steps)
+        self._on_error = on_error
+        self._flush_secs = flush_secs
+        self.enabled = False
+        self.host_reads = 0  # buffer pulls, a host/device sync each
+        self.logged_steps = 0
+        self._writer = None
+        self._installed = ()
+        try:
+            self._attach(log_dir, optimizer, variables, include, exclude, histograms, max_pending)
+        except MonitorError as e:
+            self._fail(str(e))
+
+    # ----------------------------------------------------------------- set-up
+    def _fail(self, message):
+        self.close()
+        if self._on_error == "raise":
+            raise MonitorError(message)
+        warnings.warn(f"tb_stepsize: {message}; step sizes are not recorded.", stacklevel=3)
+
+    def _attach(self, log_dir, optimizer, variables, include, exclude, histograms, max_pending):
+        inner = getattr(optimizer, "inner_optimizer", optimizer)
+        if not isinstance(inner, keras.optimizers.Optimizer) or not all(
+            hasattr(inner, h) for h in _HOOKS
+        ):
+            raise MonitorError(
+                f"cannot decompose optimizer {type(optimizer).__name__}: "
+                "a Keras 3 optimizer (keras.optimizers.*) is needed"
+            )
+        if variables is None:
+            if not optimizer.built:
+                raise MonitorError("the optimizer is not built: pass `variables` or build it first")
+            variables = inner._trainable_variables
+        variables = list(variables)
+        if not optimizer.built:
+            optimizer.build(variables)
+        watched = _select(variables, include, exclude)
+        if not watched:
+            raise MonitorError(
+                "no trainable variables to watch"
+                + (f" (include={include!r}, exclude={exclude!r})" if include or exclude else "")
+            )
+        try:
+            os.makedirs(log_dir, exist_ok=True)
+            tempfile.TemporaryFile(dir=log_dir).close()
+        except OSError as e:
+            raise MonitorError(f"log_dir {log_dir!r} is not writable: {e}") from None
+
+        previous = getattr(inner, "_tb_stepsize_monitor", None)
+        if previous is not None and previous() is not None:
+            previous().close()  # a monitor left behind by an interrupted fit
+
+        self._optimizer = inner
+        self._rule = optimizer_rules.rule_for(inner)
+        if self._rule is None and isinstance(inner, keras.optimizers.Adam):
+            warnings.warn(
+                f"tb_stepsize: {type(inner).__name__} subclasses Adam but may change its "
+                "update; recording `step` and `update_ratio` only.",
+                stacklevel=3,
+            )
+        self._keras_vars = {inner._var_key(v): v for v in watched}
+        self._rows = {key: row for row, key in enumerate(self._keras_vars)}
+        self._sizes = [max(1, int(np.prod(v.shape))) for v in watched]
+        self.layers = [
+            {"path": v.path, "shape": [int(d) for d in v.shape], "dtype": str(v.dtype)}
+            for v in watched
+        ]
+        self.metrics = ["step", "update_ratio"]
+        if self._rule is not None:
+            self.metrics = [
+                "step",
+                "effective_lr",
+                "intended_step",
+                "update_ratio",
+                "lost_fraction",
+                "second_moment_rms",
+            ]
+        self._accumulation = int(inner.gradient_accumulation_steps or 1)
+        self._capacity = int(max_pending or 2)
+        self._make_buffers(len(watched))
+
+        self._t_host = int(inner.iterations.numpy())  # predicted t, for pulls
+        self._seen = int(self._count.numpy())
+        self._last_flush = time.monotonic()
+        self._writer = StepWriter(
+            log_dir,
+            self.layers,
+            self.metrics,
+            type(optimizer).__name__,
+            histograms=histograms,
+            flush_secs=max(1, int(self._flush_secs)),
+        )
+        self._install()
+        inner._tb_stepsize_monitor = weakref.ref(self)
+        atexit.register(self.close)
+        self.enabled = True
+
+    def _make_buffers(self, n_rows):
+        k = self._capacity
+
+        def buffer(shape, dtype, fill):
+            return tf.Variable(tf.fill([k, n_rows, *shape], tf.constant(fill, dtype)), trainable=False)
+
+        nan = float("nan")
+        self._stats = {}
+        self._hists = {}
+        for m in self.metrics:
+            if metadata.METRICS[m][0]:
+                self._stats[m] = buffer([len(device_stats.DEVICE_STATS)], tf.float32, nan)
+                self._hists[m] = buffer([metadata.HIST_BINS], tf.int32, 0)
+            else:
+                self._stats[m] = buffer([1], tf.float32, nan)
+        self._steps = tf.Variable(tf.fill([k], tf.constant(-1, tf.int64)), trainable=False)
+        self._count = tf.Variable(tf.constant(0, tf.int64), trainable=False)
+
+    def _install(self):
+        opt = self._optimizer
+        originals = {name: getattr(opt, name) for name in _HOOKS}
+        self._originals = originals
+        opt._backend_apply_gradients = self._hook_apply_gradients
+        opt._apply_weight_decay = self._hook_weight_decay
+        opt.update_step = self._hook_update_step
+        self._installed = _HOOKS
+        self._trace = None
+
+    def _uninstall(self):
+        for name in self._installed:
+            self._optimizer.__dict__.pop(name, None)
+        self._installed = ()
+
+    # ------------------------------------------------------ device-side hooks
+    def _hook_apply_gradients(self, grads, trainable_variables):
+        opt = self._optimizer
+        t = tf.cast(opt.iterations, tf.int64) + 1
+        k = self._accumulation
+        u = t // k
+        log = tf.logical_and(tf.equal(t % k, 0), tf.equal((u - 1) % self.every_n_steps, 0))
+        slot = tf.cast(((u - 1) // self.every_n_steps) % self._capacity, tf.int32)
+        self._trace = _Trace(log, slot)
+
+        def clear():
+            for buf in self._stats.values():
+                buf[slot].assign(tf.fill(buf.shape[1:], float("nan")))
+            for buf in self._hists.values():
+                buf[slot].assign(tf.zeros(buf.shape[1:], tf.int32))
+            return tf.constant(0)
+
+        tf.cond(log, clear, lambda: tf.constant(0))
+        try:
+            self._originals["_backend_apply_gradients"](grads, trainable_variables)
+        finally:
+            chain, self._trace = self._trace.chain, None
+
+        def publish():
+            with tf.control_dependencies(chain):
+                self._steps[slot].assign(t)
+                self._count.assign_add(1)
+            return tf.constant(0)
+
+        tf.cond(log, publish, lambda: tf.constant(0))
+
+    def _hook_weight_decay(self, variables):
+        trace = self._trace
+        opt = self._optimizer
+        if trace is None or opt.weight_decay is None:
+            return self._originals["_apply_weight_decay"](variables)
+        others = []
+        for v in variables:
+            key = opt._var_key(v)
+            if key in self._rows:
+                trace.deferred_decay[key] = v
+            else:
+                others.append(v)
+        if others:
+            self._originals["_apply_weight_decay"](others)
+
+    def _hook_update_step(self, gradient, variable, learning_rate):
+        opt = self._optimizer
+        trace = self._trace
+        key = opt._var_key(variable)
+        row = self._rows.get(key)
+        if trace is None or row is None:
+            return self._originals["update_step"](gradient, variable, learning_rate)
+        decayed = trace.deferred_decay.pop(key, None)
+
+        def update():
+            if decayed is not None:
+                self._originals["_apply_weight_decay"]([decayed])
+            self._originals["update_step"](gradient, variable, learning_rate)
+
+        def plain():
+            update()
+            return tf.constant(0)
+
+        def logged():
+            before = variable.read_value()
+            update()
+            after = variable.read_value()
+            self._record(row, trace.slot, before, after, gradient, variable, learning_rate, decayed)
+            return tf.constant(0)
+
+        with tf.control_dependencies(trace.chain):
+            done = tf.cond(trace.log, logged, plain)
+        trace.chain = [done]
+
+    def _record(self, row, slot, before, after, gradient, variable, learning_rate, decayed):
+        """Reduce one variable's logged update into its buffer rows."""
+        old = tf.cast(before, tf.float32)
+        delta = old - tf.cast(after, tf.float32)
+        applied = tf.abs(delta)
+        self._put("step", row, slot, applied)
+        old_rms = device_stats.rms(old)
+        ratio = device_stats.rms(delta) / old_rms
+        self._stats["update_ratio"][slot, row].assign(
+            [tf.where(old_rms > 0, ratio, float("nan"))]
+        )
+        if self._rule is None:
+            return
+        opt = self._optimizer
+        grad = tf.cast(tf.cast(tf.convert_to_tensor(gradient), variable.dtype), tf.float32)
+        parts = self._rule(opt, variable, grad, learning_rate)
+        update = parts["update"]
+        if decayed is not None and opt._use_weight_decay(decayed):
+            lr = tf.cast(learning_rate, tf.float32)
+            update = update + old * tf.cast(opt.weight_decay, tf.float32) * lr
+        intended = tf.abs(update)
+        self._put("effective_lr", row, slot, parts["effective_lr"])
+        self._put("intended_step", row, slot, intended)
+        n = float(self._sizes[row])
+        lost = tf.reduce_sum(tf.cast((intended != 0) & (applied == 0), tf.float32)) / n
+        self._stats["lost_fraction"][slot, row].assign([lost])
+        self._stats["second_moment_rms"][slot, row].assign(
+            [device_stats.rms(parts["normalized_grad"])]
+        )
+
+    def _put(self, metric, row, slot, values):
+        stats, hist = device_stats.elementwise_stats(values)
+        self._stats[metric][slot, row].assign(stats)
+        self._hists[metric][slot, row].assign(hist)
+
+    # ------------------------------------------------------------- host side
+    def after_steps(self, n=1):
+        """Tell the monitor that `n` more train steps ran; writes what they logged.
+
+        Reads the device buffer only when one of those steps may have been a
+        logged update, so unlogged steps cost no host/device sync.
+        """
+        if not self.enabled:
+            return
+        before, self._t_host = self._t_host, self._t_host + int(n)
+        k, n_every = self._accumulation, self.every_n_steps
+        u_lo, u_hi = before // k, self._t_host // k
+        if (u_hi - 1) // n_every > (u_lo - 1) // n_every:
+            self.collect()
+
+    def collect(self):
+        """Pull logged updates from the device and write them."""
+        if not self.enabled:
+            return
+        try:
+            self._collect()
+        except Exception as e:  # never let the monitor break training
+            self._fail(f"writing step sizes failed: {type(e).__name__}: {e}")
+
+    def _collect(self):
+        count = int(self._count.numpy())
+        self.host_reads += 1
+        new = count - self._seen
+        if new <= 0:
+            return
+        if new > self._capacity:
+            warnings.warn(
+                f"tb_stepsize: {new - self._capacity} logged updates were overwritten "
+                "before they were read; call after_steps() more often or raise max_pending.",
+                stacklevel=3,
+            )
+        stats = {m: b.numpy() for m, b in self._stats.items()}
+        hists = {m: b.numpy() for m, b in self._hists.items()}
+        steps = self._steps.numpy()
+        slots = [i % self._capacity for i in range(max(self._seen, count - self._capacity), count)]
+        for slot in sorted(slots, key=lambda s: steps[s]):
+            out = {}
+            for m in self.metrics:
+                if m in hists:
+                    out[m] = self._writer.element_stats(stats[m][slot], hists[m][slot])
+                else:
+                    out[m] = stats[m][slot]
+            self._writer.write(steps[slot], out, {m: h[slot] for m, h in hists.items()})
+            self.logged_steps += 1
+        self._seen = count
+        if time.monotonic() - self._last_flush >= self._flush_secs:
+            self._writer.flush()
+            self._last_flush = time.monotonic()
+
+    def flush(self):
+        """Write everything logged so far to disk."""
+        self.collect()
+        if self._writer is not None:
+            self._writer.flush()
+
+    def close(self):
+        """Write what is pending, close the event file and unhook the optimizer."""
+        if self.enabled:
+            self.flush()
+        self.enabled = False
+        self._uninstall()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        atexit.unregister(self.close)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
