@@ -36,6 +36,9 @@ class RunData:
     optimizer: str = ""
     problems: list = dataclasses.field(default_factory=list)
     histogram_tags: dict = dataclasses.field(default_factory=dict)
+    # present[metric]: bool `[L, T]`, True where a value was read (tells a
+    # logged NaN from a missing cell).
+    present: dict = dataclasses.field(default_factory=dict)
     _histogram_reader: object = dataclasses.field(default=None, repr=False)
 
     @property
@@ -59,7 +62,10 @@ class RunData:
         by_step = {}
         for tag in tags:
             for datum in self._histogram_reader(tag):
-                array = np.asarray(datum.numpy, np.float64)
+                try:
+                    array = np.asarray(datum.numpy, np.float64)
+                except (TypeError, ValueError):
+                    continue
                 if array.ndim == 2 and array.shape[1] == 3:
                     by_step[datum.step] = array
         steps = sorted(by_step)
@@ -131,7 +137,7 @@ def read_run(provider, ctx, experiment_id, run, contents=None):
     steps = np.array(sorted(wall), np.int64)
     col_of = {int(s): j for j, s in enumerate(steps)}
 
-    stats, values = {}, {}
+    stats, values, present = {}, {}, {}
     metrics_order = list(metadata.METRICS) + sorted(
         {c["metric"] for c in stats_tags.values()} - set(metadata.METRICS)
     )
@@ -141,6 +147,7 @@ def read_run(provider, ctx, experiment_id, run, contents=None):
             continue
         names = stats_tags[tags[0]]["stats"]
         grid = np.full((len(layers), len(steps), len(names)), np.nan)
+        seen = np.zeros((len(layers), len(steps)), bool)
         for tag in tags:
             content = stats_tags[tag]
             if content["stats"] != names:
@@ -148,13 +155,19 @@ def read_run(provider, ctx, experiment_id, run, contents=None):
                 continue
             rows = [row_of[l["path"]] for l in content["layers"]]
             for datum in data.get(tag, []):
-                array = np.asarray(datum.numpy, np.float64)
+                try:
+                    array = np.asarray(datum.numpy, np.float64)
+                except (TypeError, ValueError):
+                    problems.append(f"{tag} step {datum.step}: not numeric; skipped")
+                    continue
                 if array.shape != (len(rows), len(names)):
                     problems.append(f"{tag} step {datum.step}: shape {array.shape}; skipped")
                     continue
                 grid[rows, col_of[datum.step], :] = array
+                seen[rows, col_of[datum.step]] = True
         stats[metric] = list(names)
         values[metric] = grid
+        present[metric] = seen
 
     def read_histogram(tag):
         result = provider.read_tensors(
@@ -176,6 +189,7 @@ def read_run(provider, ctx, experiment_id, run, contents=None):
         optimizer=optimizer,
         problems=problems,
         histogram_tags=histogram_tags,
+        present=present,
         _histogram_reader=read_histogram,
     )
 
