@@ -1,0 +1,697 @@
+"""The Step Sizes dashboard's backend: a TensorBoard plugin named `stepsize`.
+
+It reads only through `context.data_provider` (so it works the same with
+TensorBoard's Python loader and the Rust data server) and imports no
+TensorFlow.  Every number it serves comes from `reader.read_run`, the code
+behind `tb_stepsize.load`, so the dashboard and a notebook agree.
+
+Routes (under `/data/plugin/stepsize/`)
+---------------------------------------
+Static: `index.js`, `heatmap.js`, `drilldown.js`, `colormaps.js`, `api.js`,
+`style.css` -- a fixed table of names; nothing else is ever read from disk.
+
+JSON (errors are `{"error": "..."}` with 400 for a missing or malformed
+parameter, 404 for an unknown run/metric/stat/layer):
+
+* `tags` -> `{run: {"layers", "layer_info", "metrics", "stats": {metric:
+  [names]}, "max_step", "num_steps", "optimizer", "problems"}}`.
+* `heatmap?run&metric&stat[&max_steps][&layer_filter]` -> `{"run", "metric",
+  "stat", "layers", "steps", "step_ends", "wall_times", "values",
+  "nonfinite", "pooling", "range"}`.  `values[i][j]` is layer i, column j;
+  null for a missing or non-finite cell; `nonfinite` lists `[i, j, "nan" |
+  "inf" | "-inf"]`.  `layer_filter` is a regular expression searched in the
+  layer path.
+* `layer?run&layer&metric[&max_steps]` -> `{"run", "layer", "metric",
+  "stats", "steps", "step_ends", "values", "nonfinite",
+  "histogram_steps"}`; `values[j]` holds every statistic of column j and
+  `nonfinite` lists `[j, stat_index, kind]`.
+* `histogram?run&layer&metric&step` -> `{"step", "bins"}`: the histogram
+  logged at the step nearest `step` (the earlier one on a tie), bins as
+  `[left, right, count]` rows, the first `[0, 0, zeros]`.
+
+Pooling (`max_steps=N`)
+-----------------------
+When a run has more logged steps T than N, adjacent steps are pooled into
+`ceil(T / g)` columns of `g = ceil(T / N)` steps each (the last column may be
+shorter).  Within a group, per layer:
+
+* if any cell is NaN the pooled cell is NaN, else if any is +Inf it is +Inf,
+  else if any is -Inf it is -Inf (a non-finite value never disappears);
+* otherwise it is the `min` of the finite values for the statistic `min`,
+  their `max` for `max` and `nonfinite`, and their arithmetic mean for every
+  other statistic (quantiles, `mean`, `rms`, `zero_fraction`, `value`);
+* it is missing only if every cell of the group is missing.
+
+Without pooling (T <= N or no `max_steps`) the values are exactly those of
+`RunData.matrix(metric, stat)`.
+
+Caching and memory
+------------------
+A run's `RunData` is cached per (experiment, run) under a signature made of
+the (tag, max_step, max_wall_time) of its stats tags and the names of all its
+tags, as listed by the data provider; after TensorBoard reloads new data the
+signature changes and the run is read again.  The tag listing itself is
+reused for `LISTING_TTL_SECS`.  Three byte-bounded LRU caches hold:
+
+* run data: at most `TB_STEPSIZE_CACHE_MB` MiB (default 1024) of `RunData`
+  arrays (8 bytes per value plus 1 per cell for the presence mask, e.g.
+  about 340 MB for 200 layers x 10,000 steps x 2 metrics with 13 + 1
+  statistics); the most recently used run is always kept;
+* encoded (gzipped JSON) `heatmap` and `layer` responses: at most 1/4 of
+  that budget;
+* one layer's histograms for the `layer` and `histogram` routes: at most
+  1/4 of that budget.
+
+So the plugin's own memory stays below about 1.5 x `TB_STEPSIZE_CACHE_MB`
+(plus one run larger than the budget, if any).
+"""
+
+import collections
+import gzip
+import json
+import logging
+import os
+import re
+import threading
+import time
+
+import numpy as np
+from werkzeug import wrappers
+
+from tensorboard import plugin_util
+from tensorboard.backend import http_util
+from tensorboard.data import provider as tb_provider
+from tensorboard.plugins import base_plugin
+
+from tb_stepsize import metadata, reader
+
+logger = logging.getLogger(__name__)
+
+MAX_STEPS_CAP = 100_000
+LISTING_TTL_SECS = 2.0
+MAX_PROBLEMS = 50
+MAX_PARAM_CHARS = 4096
+MAX_FILTER_CHARS = 256
+_JSON = "application/json"
+
+# URL path -> (file in the package's static/ dir, content type).  The only
+# files this plugin ever reads.
+STATIC_FILES = {
+    "/index.js": ("index.js", "text/javascript"),
+    "/heatmap.js": ("heatmap.js", "text/javascript"),
+    "/drilldown.js": ("drilldown.js", "text/javascript"),
+    "/colormaps.js": ("colormaps.js", "text/javascript"),
+    "/api.js": ("api.js", "text/javascript"),
+    "/style.css": ("style.css", "text/css"),
+}
+_STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+
+
+def _cache_budget():
+    try:
+        mb = float(os.environ.get("TB_STEPSIZE_CACHE_MB", "1024"))
+    except ValueError:
+        mb = 1024.0
+    return max(1, int(mb * 2**20))
+
+
+# ----------------------------------------------------------------- pooling
+
+
+def pooling_rule(stat):
+    """Name of the rule pooling `stat`: "min", "max" or "mean"."""
+    if stat == "min":
+        return "min"
+    if stat in ("max", "nonfinite"):
+        return "max"
+    return "mean"
+
+
+def group_size(num_steps, max_steps):
+    """Steps per pooled column so that at most `max_steps` columns remain."""
+    if max_steps is None or num_steps <= max_steps:
+        return 1
+    return -(-num_steps // max_steps)
+
+
+def pool(values, present, group, rule):
+    """Pools `[L, T]` `values` (with presence mask) into `[L, ceil(T/group)]`.
+
+    Returns `(pooled, pooled_present)` in the same representation: a present
+    cell holds a finite value or the NaN/+Inf/-Inf that won the group.
+    """
+    if group <= 1:
+        return values, present
+    n_layers, n_steps = values.shape
+    cols = -(-n_steps // group)
+    pad = cols * group - n_steps
+    v = np.pad(values, ((0, 0), (0, pad)), constant_values=np.nan).reshape(n_layers, cols, group)
+    p = np.pad(present, ((0, 0), (0, pad)), constant_values=False).reshape(n_layers, cols, group)
+    finite = p & np.isfinite(v)
+    count = finite.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if rule == "min":
+            agg = np.where(finite, v, np.inf).min(axis=-1)
+        elif rule == "max":
+            agg = np.where(finite, v, -np.inf).max(axis=-1)
+        else:
+            agg = np.where(finite, v, 0.0).sum(axis=-1) / count
+    out = np.where(count > 0, agg, np.nan)
+    out[(p & (v == -np.inf)).any(axis=-1)] = -np.inf
+    out[(p & (v == np.inf)).any(axis=-1)] = np.inf
+    out[(p & np.isnan(v)).any(axis=-1)] = np.nan
+    return out, p.any(axis=-1)
+
+
+def column_bounds(steps, group):
+    """(first step, last step) of every pooled column."""
+    steps = np.asarray(steps)
+    if steps.size == 0:
+        return steps, steps
+    firsts = steps[::group]
+    ends = steps[np.minimum(np.arange(group - 1, steps.size + group - 1, group), steps.size - 1)]
+    return firsts, ends
+
+
+def _kind(x):
+    if np.isnan(x):
+        return "nan"
+    return "inf" if x > 0 else "-inf"
+
+
+def encode_grid(values, present):
+    """`values` as nested lists with None for missing/non-finite cells, plus
+    the `[index..., kind]` list of the non-finite ones."""
+    finite = present & np.isfinite(values)
+    if finite.all():
+        return values.tolist(), []
+    nonfinite = [
+        [*(int(i) for i in index), _kind(values[index])]
+        for index in zip(*np.nonzero(present & ~finite))
+    ]
+    cells = values.astype(object)
+    cells[~finite] = None
+    return cells.tolist(), nonfinite
+
+
+# ------------------------------------------------------------------ caches
+
+
+class _LRU:
+    """A byte-bounded LRU map; the newest entry is kept even if too big."""
+
+    def __init__(self, budget):
+        self.budget = budget
+        self._items = collections.OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            self._items.move_to_end(key)
+            return item[0]
+
+    def put(self, key, value, nbytes):
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
+            self._items[key] = (value, nbytes)
+            self._bytes += nbytes
+            while self._bytes > self.budget and len(self._items) > 1:
+                _, (_, size) = self._items.popitem(last=False)
+                self._bytes -= size
+
+    def discard(self, predicate):
+        with self._lock:
+            for key in [k for k in self._items if predicate(k)]:
+                self._bytes -= self._items.pop(key)[1]
+
+    @property
+    def nbytes(self):
+        return self._bytes
+
+    def __len__(self):
+        return len(self._items)
+
+
+def _run_data_bytes(data):
+    total = data.steps.nbytes + data.wall_times.nbytes
+    total += sum(v.nbytes for v in data.values.values())
+    total += sum(p.nbytes for p in data.present.values())
+    return total + 1000 * (len(data.layers) + 1)
+
+
+class _Listing:
+    """One experiment's stepsize tags: parsed contents and time-series info."""
+
+    def __init__(self, series):
+        self.series = series  # {run: {tag: TensorTimeSeries}}
+        self.contents = {}  # {run: {tag: content dict or FormatError}}
+        for run, tags in series.items():
+            parsed = {}
+            for tag, ts in tags.items():
+                try:
+                    parsed[tag] = metadata.parse_content(ts.plugin_content)
+                except metadata.FormatError as e:
+                    parsed[tag] = e
+                except Exception as e:  # noqa: BLE001 -- garbage content must not break the tab
+                    parsed[tag] = metadata.FormatError(f"unreadable plugin content: {e}")
+            self.contents[run] = parsed
+        self.created = time.monotonic()
+
+    def stats_tags(self, run):
+        return sorted(
+            tag
+            for tag, c in self.contents.get(run, {}).items()
+            if isinstance(c, dict) and c.get("kind") == metadata.KIND_STATS
+        )
+
+    def runs(self):
+        """Runs with at least one readable stats tag or a reported problem."""
+        return sorted(
+            run
+            for run, tags in self.contents.items()
+            if any(
+                isinstance(c, Exception) or c.get("kind") == metadata.KIND_STATS
+                for c in tags.values()
+            )
+        )
+
+    def has_data(self):
+        return any(self.stats_tags(run) for run in self.contents)
+
+
+# ------------------------------------------------------------------ errors
+
+
+class _HttpError(Exception):
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+
+
+def _bad(message):
+    return _HttpError(400, message)
+
+
+def _missing(message):
+    return _HttpError(404, message)
+
+
+def _json_route(method):
+    """Wraps a `(self, request) -> dict|bytes` handler into a WSGI app."""
+
+    @wrappers.Request.application
+    def app(self, request):
+        try:
+            result = method(self, request)
+        except _HttpError as e:
+            return http_util.Respond(request, {"error": str(e)}, _JSON, code=e.code)
+        except Exception as e:  # noqa: BLE001 -- report, never an HTML 500 page
+            logger.exception("stepsize: %s failed", request.path)
+            return http_util.Respond(
+                request, {"error": f"internal error: {type(e).__name__}: {e}"}, _JSON, code=500
+            )
+        if isinstance(result, bytes):  # cached, already gzipped JSON
+            return http_util.Respond(request, result, _JSON, content_encoding="gzip")
+        return http_util.Respond(request, result, _JSON)
+
+    app.__name__ = method.__name__
+    return app
+
+
+def _param(request, name, required=True):
+    values = request.args.getlist(name)
+    if len(values) > 1:
+        raise _bad(f"parameter {name!r} given more than once")
+    if not values:
+        if required:
+            raise _bad(f"missing parameter {name!r}")
+        return None
+    value = values[0]
+    if len(value) > MAX_PARAM_CHARS:
+        raise _bad(f"parameter {name!r} is too long")
+    return value
+
+
+_INT = re.compile(r"-?[0-9]{1,18}")
+
+
+def _int_param(request, name, required=True):
+    value = _param(request, name, required)
+    if value is None:
+        return None
+    if not _INT.fullmatch(value):
+        raise _bad(f"parameter {name!r} must be an integer, got {value[:40]!r}")
+    return int(value)
+
+
+def _max_steps_param(request):
+    n = _int_param(request, "max_steps", required=False)
+    if n is None:
+        return None
+    if n < 1:
+        raise _bad("max_steps must be at least 1")
+    return min(n, MAX_STEPS_CAP)
+
+
+def _gzip_json(obj):
+    raw = json.dumps(obj, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    return gzip.compress(raw, compresslevel=3, mtime=0)
+
+
+# ------------------------------------------------------------------ plugin
+
+
+class StepSizePlugin(base_plugin.TBPlugin):
+    """Serves per-layer step sizes to the Step Sizes dashboard."""
+
+    plugin_name = metadata.PLUGIN_NAME
+
+    def __init__(self, context):
+        self._provider = context.data_provider
+        budget = _cache_budget()
+        self._runs = _LRU(budget)  # (eid, run) -> (signature, RunData)
+        self._responses = _LRU(budget // 4)  # (eid, run, signature, ...) -> gzipped JSON
+        self._histograms = _LRU(budget // 4)  # (eid, run, signature, metric, layer) -> (steps, arrays)
+        self._summaries = {}  # (eid, run) -> (signature, tags entry); small
+        self._listings = {}  # eid -> _Listing
+        self._lock = threading.Lock()
+        self._run_locks = collections.defaultdict(threading.Lock)
+
+    # TensorBoard interface ------------------------------------------------
+
+    def get_plugin_apps(self):
+        apps = {route: self._static_app(route) for route in STATIC_FILES}
+        apps.update(
+            {
+                "/tags": self._serve_tags,
+                "/heatmap": self._serve_heatmap,
+                "/layer": self._serve_layer,
+                "/histogram": self._serve_histogram,
+            }
+        )
+        return apps
+
+    def is_active(self):
+        if self._provider is None:
+            return False
+        try:
+            from tensorboard import context as tb_context
+
+            return self._listing(tb_context.RequestContext(), "").has_data()
+        except Exception:  # noqa: BLE001
+            logger.exception("stepsize: is_active failed")
+            return False
+
+    def frontend_metadata(self):
+        return base_plugin.FrontendMetadata(es_module_path="/index.js", tab_name="Step Sizes")
+
+    # data access ----------------------------------------------------------
+
+    def _listing(self, ctx, eid, fresh=False):
+        with self._lock:
+            listing = self._listings.get(eid)
+        if (
+            listing is None
+            or fresh
+            or time.monotonic() - listing.created > LISTING_TTL_SECS
+        ):
+            series = self._provider.list_tensors(
+                ctx, experiment_id=eid, plugin_name=metadata.PLUGIN_NAME
+            )
+            listing = _Listing(series or {})
+            with self._lock:
+                self._listings[eid] = listing
+        return listing
+
+    def _signature(self, ctx, eid, run, listing):
+        """Changes whenever TensorBoard has loaded new data for `run`."""
+        tags = listing.stats_tags(run)
+        if not tags:
+            return None
+        current = self._provider.list_tensors(
+            ctx,
+            experiment_id=eid,
+            plugin_name=metadata.PLUGIN_NAME,
+            run_tag_filter=tb_provider.RunTagFilter(runs=[run], tags=tags),
+        ).get(run, {})
+        return (
+            tuple((t, current[t].max_step, current[t].max_wall_time) for t in tags if t in current),
+            frozenset(listing.contents.get(run, {})),
+        )
+
+    def _run(self, ctx, eid, run):
+        """`(signature, RunData)` of `run`; 404 if it has no step-size data."""
+        if self._provider is None:
+            raise _missing("no data provider")
+        listing = self._listing(ctx, eid)
+        if run not in listing.contents:
+            raise _missing(f"no step-size data for run {run!r}")
+        signature = self._signature(ctx, eid, run, listing)
+        if signature is None:
+            raise _missing(f"run {run!r} has no readable step-size data")
+        key = (eid, run)
+        with self._lock:
+            run_lock = self._run_locks[key]
+        with run_lock:
+            cached = self._runs.get(key)
+            if cached is not None and cached[0] == signature:
+                return cached
+            data = reader.read_run(self._provider, ctx, eid, run, listing.contents[run])
+            if data is None:
+                raise _missing(f"run {run!r} has no readable step-size data")
+            entry = (signature, data)
+            self._runs.put(key, entry, _run_data_bytes(data))
+            self._summaries[key] = (signature, self._summary(data))
+            # Responses of older signatures can never be hit again.
+            self._responses.discard(lambda k: k[:2] == key and k[2] != signature)
+            self._histograms.discard(lambda k: k[:2] == key and k[2] != signature)
+            return entry
+
+    @staticmethod
+    def _summary(data):
+        problems = list(data.problems)
+        if len(problems) > MAX_PROBLEMS:
+            problems = problems[:MAX_PROBLEMS] + [f"... and {len(problems) - MAX_PROBLEMS} more"]
+        return {
+            "layers": list(data.layers),
+            "layer_info": [
+                {"path": i.get("path"), "shape": i.get("shape"), "dtype": i.get("dtype")}
+                for i in data.layer_info
+            ],
+            "metrics": data.metrics,
+            "stats": {m: list(names) for m, names in data.stats.items()},
+            "max_step": int(data.steps[-1]) if data.steps.size else -1,
+            "num_steps": int(data.steps.size),
+            "optimizer": data.optimizer,
+            "problems": problems,
+        }
+
+    def _histograms_of(self, ctx, eid, run, signature, data, metric, layer):
+        key = (eid, run, signature, metric, layer)
+        cached = self._histograms.get(key)
+        if cached is None:
+            steps, arrays = data.histograms(metric, layer)
+            cached = (steps, arrays)
+            self._histograms.put(key, cached, steps.nbytes + sum(a.nbytes + 100 for a in arrays))
+        return cached
+
+    @staticmethod
+    def _check_metric(data, run, metric):
+        if metric not in data.values:
+            raise _missing(f"run {run!r} has no metric {metric!r} (has {data.metrics})")
+
+    @staticmethod
+    def _check_layer(data, run, layer):
+        if layer not in data.layers:
+            raise _missing(f"run {run!r} has no layer {layer!r}")
+
+    # routes ---------------------------------------------------------------
+
+    def _static_app(self, route):
+        name, content_type = STATIC_FILES[route]
+
+        @wrappers.Request.application
+        def app(request):
+            try:
+                with open(os.path.join(_STATIC_DIR, name), "rb") as f:
+                    body = f.read()
+            except OSError:
+                return http_util.Respond(
+                    request, {"error": f"{name} is not installed"}, _JSON, code=404
+                )
+            return http_util.Respond(request, body, content_type)
+
+        return app
+
+    @_json_route
+    def _serve_tags(self, request):
+        ctx = plugin_util.context(request.environ)
+        eid = plugin_util.experiment_id(request.environ)
+        if self._provider is None:
+            return {}
+        listing = self._listing(ctx, eid)
+        result = {}
+        for run in listing.runs():
+            content_problems = [
+                f"{tag}: {c}"
+                for tag, c in sorted(listing.contents[run].items())
+                if isinstance(c, Exception)
+            ]
+            signature = self._signature(ctx, eid, run, listing)
+            entry = None
+            if signature is not None:
+                cached = self._summaries.get((eid, run))
+                if cached is not None and cached[0] == signature:
+                    entry = cached[1]
+                else:
+                    try:
+                        entry = self._summary(self._run(ctx, eid, run)[1])
+                    except _HttpError:
+                        entry = None
+            if entry is None:  # only unreadable tags: report why
+                entry = {
+                    "layers": [],
+                    "layer_info": [],
+                    "metrics": [],
+                    "stats": {},
+                    "max_step": -1,
+                    "num_steps": 0,
+                    "optimizer": "",
+                    "problems": content_problems[:MAX_PROBLEMS]
+                    or ["no readable step-size data"],
+                }
+            result[run] = entry
+        return result
+
+    @_json_route
+    def _serve_heatmap(self, request):
+        ctx = plugin_util.context(request.environ)
+        eid = plugin_util.experiment_id(request.environ)
+        run = _param(request, "run")
+        metric = _param(request, "metric")
+        stat = _param(request, "stat")
+        max_steps = _max_steps_param(request)
+        layer_filter = _param(request, "layer_filter", required=False)
+        pattern = None
+        if layer_filter is not None:
+            if len(layer_filter) > MAX_FILTER_CHARS:
+                raise _bad("layer_filter is too long")
+            try:
+                pattern = re.compile(layer_filter)
+            except re.error as e:
+                raise _bad(f"layer_filter is not a valid regular expression: {e}") from None
+        signature, data = self._run(ctx, eid, run)
+        self._check_metric(data, run, metric)
+        if stat not in data.stats[metric]:
+            raise _missing(f"metric {metric!r} has no statistic {stat!r} (has {data.stats[metric]})")
+        group = group_size(data.steps.size, max_steps)
+        key = (eid, run, signature, "heatmap", metric, stat, group, layer_filter)
+        cached = self._responses.get(key)
+        if cached is not None:
+            return cached
+
+        rows = [i for i, path in enumerate(data.layers) if pattern is None or pattern.search(path)]
+        rule = pooling_rule(stat)
+        values = data.matrix(metric, stat)[rows]
+        present = data.present[metric][rows] if metric in data.present else np.isfinite(values)
+        values, present = pool(values, present, group, rule)
+        firsts, ends = column_bounds(data.steps, group)
+        cells, nonfinite = encode_grid(values, present)
+        finite = values[present & np.isfinite(values)]
+        positive = finite[finite > 0]
+        body = _gzip_json(
+            {
+                "run": run,
+                "metric": metric,
+                "stat": stat,
+                "layers": [data.layers[i] for i in rows],
+                "steps": firsts.tolist(),
+                "step_ends": ends.tolist(),
+                "wall_times": data.wall_times[::group].tolist(),
+                "values": cells,
+                "nonfinite": nonfinite,
+                "pooling": rule,
+                "range": {
+                    "min_positive": float(positive.min()) if positive.size else None,
+                    "max": float(finite.max()) if finite.size else None,
+                },
+            }
+        )
+        self._responses.put(key, body, len(body) + 200)
+        return body
+
+    @_json_route
+    def _serve_layer(self, request):
+        ctx = plugin_util.context(request.environ)
+        eid = plugin_util.experiment_id(request.environ)
+        run = _param(request, "run")
+        layer = _param(request, "layer")
+        metric = _param(request, "metric")
+        max_steps = _max_steps_param(request)
+        signature, data = self._run(ctx, eid, run)
+        self._check_metric(data, run, metric)
+        self._check_layer(data, run, layer)
+        group = group_size(data.steps.size, max_steps)
+        key = (eid, run, signature, "layer", metric, layer, group)
+        cached = self._responses.get(key)
+        if cached is not None:
+            return cached
+
+        row = data.layers.index(layer)
+        names = data.stats[metric]
+        grid = data.values[metric][row].T  # [S, T]
+        seen = data.present[metric][row] if metric in data.present else np.isfinite(grid[0])
+        pooled, pooled_present = [], None
+        for s, name in enumerate(names):
+            v, p = pool(grid[s : s + 1], seen[None, :], group, pooling_rule(name))
+            pooled.append(v[0])
+            pooled_present = p[0]
+        if pooled:
+            values = np.stack(pooled, axis=1)  # [C, S]
+            present = np.repeat(pooled_present[:, None], len(names), axis=1)
+        else:
+            values = np.zeros((0, 0))
+            present = np.zeros((0, 0), bool)
+        cells, nonfinite = encode_grid(values, present)
+        firsts, ends = column_bounds(data.steps, group)
+        hist_steps, _ = self._histograms_of(ctx, eid, run, signature, data, metric, layer)
+        body = _gzip_json(
+            {
+                "run": run,
+                "layer": layer,
+                "metric": metric,
+                "stats": list(names),
+                "steps": firsts.tolist(),
+                "step_ends": ends.tolist(),
+                "values": cells,
+                "nonfinite": nonfinite,
+                "histogram_steps": hist_steps.tolist(),
+            }
+        )
+        self._responses.put(key, body, len(body) + 200)
+        return body
+
+    @_json_route
+    def _serve_histogram(self, request):
+        ctx = plugin_util.context(request.environ)
+        eid = plugin_util.experiment_id(request.environ)
+        run = _param(request, "run")
+        layer = _param(request, "layer")
+        metric = _param(request, "metric")
+        step = _int_param(request, "step")
+        signature, data = self._run(ctx, eid, run)
+        self._check_metric(data, run, metric)
+        self._check_layer(data, run, layer)
+        steps, arrays = self._histograms_of(ctx, eid, run, signature, data, metric, layer)
+        if not len(arrays):
+            raise _missing(f"no histograms of {metric!r} for layer {layer!r} in run {run!r}")
+        i = int(np.searchsorted(steps, step))
+        if i == len(steps) or (i > 0 and step - steps[i - 1] <= steps[i] - step):
+            i -= 1
+        return {"step": int(steps[i]), "bins": arrays[i].tolist()}

@@ -1,0 +1,144 @@
+"""Synthetic step-size logdirs (no TensorFlow) and an in-process TensorBoard app."""
+
+import json
+import os
+
+import numpy as np
+
+from tb_stepsize import metadata
+from tb_stepsize.summary import StepWriter
+
+LAYERS_A = [
+    {"path": "dense/kernel", "shape": [8, 4], "dtype": "float32"},
+    {"path": "dense/bias", "shape": [4], "dtype": "float32"},
+    {"path": "odd <b>ü&\"x\"</b>..\\/kernel", "shape": [4, 2], "dtype": "float32"},
+]
+# A later monitor watching one more variable: a second layer set (digest).
+LAYERS_B = LAYERS_A + [{"path": "late/kernel", "shape": [2, 2], "dtype": "float32"}]
+METRICS = ["step", "update_ratio"]
+
+
+def random_stats(rng, n_layers, metric):
+    if metadata.METRICS[metric][0]:
+        base = rng.uniform(1e-6, 1e-3, size=(n_layers, 1))
+        quant = np.sort(rng.uniform(0.5, 2.0, size=(n_layers, 9)), axis=1) * base
+        mean = quant[:, 4:5] * rng.uniform(0.9, 1.1, size=(n_layers, 1))
+        rms = mean * 1.2
+        zero = rng.uniform(0, 0.5, size=(n_layers, 1))
+        nonfinite = np.zeros((n_layers, 1))
+        return np.concatenate([quant, mean, rms, zero, nonfinite], axis=1).astype(np.float32)
+    return rng.uniform(1e-5, 1e-2, size=(n_layers, 1)).astype(np.float32)
+
+
+def random_hists(rng, n_layers):
+    hists = np.zeros((n_layers, metadata.HIST_BINS), np.int64)
+    for row in range(n_layers):
+        lo = int(rng.integers(200, 230))
+        hists[row, lo : lo + 6] = rng.integers(1, 20, size=6)
+        hists[row, 0] = rng.integers(0, 5)
+    return hists
+
+
+# Cells (layer row, step) that get a non-finite value in every statistic of
+# `step` -- in set A's steps.
+NONFINITE_CELLS = {(0, 3): np.nan, (1, 5): np.inf, (2, 5): -np.inf, (1, 6): -np.inf}
+
+
+def write_synthetic_run(run_dir, steps_a=range(1, 9), steps_b=range(9, 13), seed=0):
+    """A run with two layer sets: A for `steps_a`, A + `late/kernel` for `steps_b`.
+
+    `late/kernel` is therefore missing for `steps_a`; `NONFINITE_CELLS` hold
+    NaN / +Inf / -Inf.  Returns the list of logged steps.
+    """
+    rng = np.random.default_rng(seed)
+    os.makedirs(run_dir, exist_ok=True)
+    for layers, steps in ((LAYERS_A, steps_a), (LAYERS_B, steps_b)):
+        writer = StepWriter(run_dir, layers, METRICS, "Adam")
+        for step in steps:
+            stats = {m: random_stats(rng, len(layers), m) for m in METRICS}
+            for (row, s), value in NONFINITE_CELLS.items():
+                if s == step and row < len(layers):
+                    stats["step"][row, :] = value
+            hists = {"step": random_hists(rng, len(layers))}
+            writer.write(step, stats, hists, wall_time=1000.0 + step)
+        writer.close()
+    return list(steps_a) + list(steps_b)
+
+
+def append_steps(run_dir, steps, layers=LAYERS_B, seed=1):
+    """Appends more steps (a live run) in a new event file."""
+    rng = np.random.default_rng(seed)
+    writer = StepWriter(run_dir, layers, METRICS, "Adam")
+    for step in steps:
+        stats = {m: random_stats(rng, len(layers), m) for m in METRICS}
+        writer.write(step, stats, {"step": random_hists(rng, len(layers))}, wall_time=1000.0 + step)
+    writer.close()
+
+
+def write_raw_tag(run_dir, tag, content, array, step=1):
+    """A tag with arbitrary plugin content bytes (for bad-data tests)."""
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+    from tensorboard.util import tensor_util
+
+    if not isinstance(content, bytes):
+        content = json.dumps(content).encode("utf-8")
+    value = summary_pb2.Summary.Value(tag=tag, tensor=tensor_util.make_tensor_proto(array))
+    value.metadata.CopyFrom(
+        summary_pb2.SummaryMetadata(
+            plugin_data=summary_pb2.SummaryMetadata.PluginData(
+                plugin_name=metadata.PLUGIN_NAME, content=content
+            ),
+            data_class=summary_pb2.DATA_CLASS_TENSOR,
+        )
+    )
+    writer = EventFileWriter(run_dir)
+    writer.add_event(
+        event_pb2.Event(wall_time=1.0, step=step, summary=summary_pb2.Summary(value=[value]))
+    )
+    writer.close()
+
+
+def write_scalar_only_run(run_dir):
+    """A run holding only another plugin's data (a scalar)."""
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    writer = EventFileWriter(run_dir)
+    for step in range(3):
+        writer.add_event(
+            event_pb2.Event(
+                wall_time=1.0 + step,
+                step=step,
+                summary=summary_pb2.Summary(
+                    value=[summary_pb2.Summary.Value(tag="loss", simple_value=1.0 / (step + 1))]
+                ),
+            )
+        )
+    writer.close()
+
+
+def make_provider(logdir):
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+
+    multiplexer = plugin_event_multiplexer.EventMultiplexer(
+        tensor_size_guidance={metadata.PLUGIN_NAME: 0}
+    )
+    multiplexer.AddRunsFromDirectory(logdir)
+    multiplexer.Reload()
+    return multiplexer, data_provider.MultiplexerDataProvider(multiplexer, logdir)
+
+
+def make_app(logdir):
+    """`(werkzeug test Client, plugin, multiplexer)` over `logdir`."""
+    from tensorboard.backend import application
+    from tensorboard.plugins import base_plugin
+    from werkzeug import test as werkzeug_test
+
+    from tb_stepsize.plugin_loader import StepSizeLoader
+
+    multiplexer, provider = make_provider(logdir)
+    context = base_plugin.TBContext(data_provider=provider, logdir=logdir)
+    plugin = StepSizeLoader().load(context)
+    app = application.TensorBoardWSGI([plugin], data_provider=provider)
+    return werkzeug_test.Client(app), plugin, multiplexer

@@ -1,0 +1,663 @@
+"""Unit tests of the plugin backend over synthetic logdirs (no TensorFlow needed).
+
+The app is TensorBoard's own WSGI application with the plugin loaded through
+`StepSizeLoader`, over a `MultiplexerDataProvider`; requests go through
+`werkzeug.test.Client`.
+"""
+
+import argparse
+import gzip
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import plugin_helpers as h
+import tb_stepsize
+from tb_stepsize import metadata
+from tb_stepsize import plugin as plugin_mod
+from tb_stepsize.plugin_loader import StepSizeLoader
+
+BASE = "/data/plugin/stepsize"
+
+
+def get_json(client, url, code=200):
+    response = client.get(url)
+    assert response.status_code == code, (url, response.status_code, response.get_data()[:300])
+    assert response.headers["Content-Type"].startswith("application/json")
+    return json.loads(response.get_data(as_text=True))
+
+
+def q(**params):
+    from urllib.parse import urlencode
+
+    return urlencode(params)
+
+
+@pytest.fixture(scope="module")
+def logdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic")
+    h.write_synthetic_run(str(root / "run1"))
+    h.write_synthetic_run(str(root / "nested" / "run2"), steps_a=range(0, 30, 3), steps_b=(), seed=5)
+    h.write_scalar_only_run(str(root / "scalars_only"))
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def app(logdir):
+    client, plugin, _ = h.make_app(logdir)
+    return client, plugin
+
+
+@pytest.fixture(scope="module")
+def loaded(logdir):
+    return tb_stepsize.load_runs(logdir)
+
+
+# ------------------------------------------------------------- reference
+
+
+def reference_pool(values, present, group, stat):
+    """Plain-python statement of the documented pooling rule."""
+    n_layers, n_steps = values.shape
+    out = []
+    for i in range(n_layers):
+        row = []
+        for start in range(0, n_steps, group):
+            cells = [values[i, j] for j in range(start, min(start + group, n_steps)) if present[i, j]]
+            if not cells:
+                row.append(("missing", None))
+            elif any(math.isnan(c) for c in cells):
+                row.append(("nan", None))
+            elif any(c == math.inf for c in cells):
+                row.append(("inf", None))
+            elif any(c == -math.inf for c in cells):
+                row.append(("-inf", None))
+            elif stat == "min":
+                row.append(("value", min(cells)))
+            elif stat in ("max", "nonfinite"):
+                row.append(("value", max(cells)))
+            else:
+                row.append(("value", math.fsum(cells) / len(cells)))
+        out.append(row)
+    return out
+
+
+def check_grid(values_json, nonfinite_json, expected):
+    """`values`/`nonfinite` of a response against `reference_pool` output."""
+    flags = {(i, j): kind for i, j, kind in nonfinite_json}
+    assert len(flags) == len(nonfinite_json)
+    assert len(values_json) == len(expected)
+    for i, row in enumerate(expected):
+        assert len(values_json[i]) == len(row)
+        for j, (kind, value) in enumerate(row):
+            got = values_json[i][j]
+            if kind == "value":
+                assert got is not None and (i, j) not in flags
+                assert got == pytest.approx(value, rel=1e-12, abs=0), (i, j)
+            else:
+                assert got is None, (i, j)
+                assert flags.get((i, j)) == (None if kind == "missing" else kind), (i, j)
+
+
+# ------------------------------------------------------------- pooling rule
+
+
+def test_pooling_rules():
+    assert plugin_mod.pooling_rule("min") == "min"
+    assert plugin_mod.pooling_rule("max") == "max"
+    assert plugin_mod.pooling_rule("nonfinite") == "max"
+    for stat in ("p01", "p50", "p99", "mean", "rms", "zero_fraction", "value"):
+        assert plugin_mod.pooling_rule(stat) == "mean"
+
+
+def test_group_size_and_columns():
+    assert plugin_mod.group_size(10, None) == 1
+    assert plugin_mod.group_size(10, 10) == 1
+    assert plugin_mod.group_size(10, 100) == 1
+    assert plugin_mod.group_size(10, 3) == 4  # columns of 4, 4, 2
+    assert plugin_mod.group_size(10_000, 2000) == 5
+    assert plugin_mod.group_size(10_001, 2000) == 6
+    firsts, ends = plugin_mod.column_bounds(np.arange(1, 11), 4)
+    assert firsts.tolist() == [1, 5, 9] and ends.tolist() == [4, 8, 10]
+    for n in range(1, 40):
+        for m in range(1, 45):
+            g = plugin_mod.group_size(n, m)
+            assert -(-n // g) <= m
+
+
+def test_pool_handcrafted_cases():
+    nan, inf = np.nan, np.inf
+    values = np.array(
+        [
+            [1.0, 3.0, 2.0, 8.0],  # plain
+            [1.0, nan, inf, -inf],  # nan wins over both infinities
+            [inf, 1.0, -inf, 2.0],  # inf wins over -inf; second group -inf
+            [nan, nan, 5.0, nan],  # group 1: both missing; group 2: 5 + a missing cell
+            [0.0, 0.0, 0.0, 0.0],
+        ]
+    )
+    present = np.ones_like(values, bool)
+    present[3] = [False, False, True, False]
+    for rule, row0 in (("mean", [2.0, 5.0]), ("min", [1.0, 2.0]), ("max", [3.0, 8.0])):
+        out, p = plugin_mod.pool(values, present, 2, rule)
+        assert out[0].tolist() == row0
+        assert np.isnan(out[1, 0]) and out[1, 1] == np.inf and p[1].all()
+        assert out[2, 0] == np.inf and out[2, 1] == -np.inf
+        assert not p[3, 0] and p[3, 1] and out[3, 1] == 5.0
+        assert out[4].tolist() == [0.0, 0.0]
+    # Group 1 of row 1 holds NaN and +Inf: NaN.  Groups of 3: last is shorter.
+    out, p = plugin_mod.pool(values, present, 3, "max")
+    assert np.isnan(out[1, 0]) and out[1, 1] == -np.inf
+    assert out[0].tolist() == [3.0, 8.0]
+    assert p[3].tolist() == [True, False]
+    # group 1 returns the input unchanged
+    same, same_p = plugin_mod.pool(values, present, 1, "mean")
+    assert same is values and same_p is present
+
+
+finite_or_not = st.one_of(
+    st.floats(min_value=-1e30, max_value=1e30, allow_nan=False, allow_infinity=False),
+    st.sampled_from([math.nan, math.inf, -math.inf]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    cells=st.lists(st.lists(st.tuples(finite_or_not, st.booleans()), min_size=1, max_size=9), min_size=1, max_size=4),
+    group=st.integers(1, 10),
+    stat=st.sampled_from(["min", "max", "nonfinite", "p50", "mean", "value"]),
+)
+def test_pool_matches_reference(cells, group, stat):
+    width = min(len(r) for r in cells)
+    values = np.array([[c[0] for c in r[:width]] for r in cells], np.float64)
+    present = np.array([[c[1] for c in r[:width]] for r in cells], bool)
+    values[~present] = np.nan  # how the reader stores a missing cell
+    out, p = plugin_mod.pool(values, present, group, plugin_mod.pooling_rule(stat))
+    cells_json, nonfinite = plugin_mod.encode_grid(out, p)
+    check_grid(cells_json, nonfinite, reference_pool(values, present, group, stat))
+
+
+# ------------------------------------------------------------- tags
+
+
+def test_tags(app, loaded):
+    client, _ = app
+    tags = get_json(client, f"{BASE}/tags")
+    assert sorted(tags) == ["nested/run2", "run1"]  # the scalar-only run is ignored
+    for run, entry in tags.items():
+        data = loaded[run]
+        assert entry["layers"] == data.layers
+        assert entry["layer_info"] == data.layer_info
+        assert entry["metrics"] == data.metrics == h.METRICS
+        assert entry["stats"] == {
+            "step": list(metadata.ELEMENT_STATS),
+            "update_ratio": list(metadata.SCALAR_STATS),
+        }
+        assert entry["max_step"] == int(data.steps[-1])
+        assert entry["num_steps"] == len(data.steps)
+        assert entry["optimizer"] == "Adam"
+        assert entry["problems"] == []
+    assert tags["run1"]["layers"] == [l["path"] for l in h.LAYERS_B]
+    assert tags["run1"]["num_steps"] == 12 and tags["run1"]["max_step"] == 12
+
+
+def test_plugins_listing_and_frontend_metadata(app):
+    client, plugin = app
+    listing = json.loads(client.get("/data/plugins_listing").get_data(as_text=True))
+    entry = listing["stepsize"]
+    assert entry["enabled"] is True
+    assert entry["tab_name"] == "Step Sizes"
+    assert entry["loading_mechanism"] == {
+        "type": "IFRAME",
+        "module_path": "/data/plugin/stepsize/index.js",
+    }
+    assert plugin.is_active()
+    meta = plugin.frontend_metadata()
+    assert meta.es_module_path == "/index.js" and meta.tab_name == "Step Sizes"
+
+
+def test_inactive_without_data(tmp_path):
+    h.write_scalar_only_run(str(tmp_path / "only_scalars"))
+    client, plugin, _ = h.make_app(str(tmp_path))
+    assert plugin.is_active() is False
+    listing = json.loads(client.get("/data/plugins_listing").get_data(as_text=True))
+    assert listing["stepsize"]["enabled"] is False
+    assert get_json(client, f"{BASE}/tags") == {}
+
+
+# ------------------------------------------------------------- heatmap
+
+
+@pytest.mark.parametrize("run", ["run1", "nested/run2"])
+def test_heatmap_unpooled_equals_load(app, loaded, run):
+    client, _ = app
+    data = loaded[run]
+    for metric in data.metrics:
+        for stat in data.stats[metric]:
+            out = get_json(client, f"{BASE}/heatmap?" + q(run=run, metric=metric, stat=stat))
+            assert out["run"] == run and out["metric"] == metric and out["stat"] == stat
+            assert out["layers"] == data.layers
+            assert out["steps"] == out["step_ends"] == data.steps.tolist()
+            assert out["wall_times"] == data.wall_times.tolist()
+            assert out["pooling"] == plugin_mod.pooling_rule(stat)
+            matrix = data.matrix(metric, stat)
+            flags = {(i, j): kind for i, j, kind in out["nonfinite"]}
+            for i in range(len(data.layers)):
+                for j in range(len(data.steps)):
+                    got, want = out["values"][i][j], matrix[i, j]
+                    if np.isfinite(want):
+                        assert got == want  # exact: the float64 of the logged float32
+                        assert (i, j) not in flags
+                    else:
+                        assert got is None
+            finite = matrix[np.isfinite(matrix)]
+            positive = finite[finite > 0]
+            assert out["range"]["max"] == finite.max()
+            assert out["range"]["min_positive"] == (positive.min() if positive.size else None)
+
+
+def test_heatmap_nonfinite_and_missing_cells(app, loaded):
+    client, _ = app
+    out = get_json(client, f"{BASE}/heatmap?" + q(run="run1", metric="step", stat="p50"))
+    steps = out["steps"]
+    expected = {
+        (row, steps.index(step)): {math.inf: "inf", -math.inf: "-inf"}.get(v, "nan")
+        for (row, step), v in h.NONFINITE_CELLS.items()
+    }
+    assert {(i, j): k for i, j, k in out["nonfinite"]} == expected
+    late = out["layers"].index("late/kernel")
+    # late/kernel was not watched before step 9: missing, not flagged.
+    for j, step in enumerate(steps):
+        assert (out["values"][late][j] is None) == (step < 9)
+        assert (late, j) not in expected
+    # The scalar metric of the same run has no non-finite cells but the same gaps.
+    ratio = get_json(client, f"{BASE}/heatmap?" + q(run="run1", metric="update_ratio", stat="value"))
+    assert ratio["nonfinite"] == []
+    assert sum(v is None for v in ratio["values"][late]) == 8
+
+
+@pytest.mark.parametrize("max_steps", [1, 2, 3, 5, 7, 11, 12, 13, 100000])
+def test_heatmap_pooled_matches_rule(app, loaded, max_steps):
+    client, _ = app
+    data = loaded["run1"]
+    group = plugin_mod.group_size(len(data.steps), max_steps)
+    for metric in data.metrics:
+        for stat in data.stats[metric]:
+            out = get_json(
+                client, f"{BASE}/heatmap?" + q(run="run1", metric=metric, stat=stat, max_steps=max_steps)
+            )
+            n_cols = len(out["steps"])
+            assert n_cols <= max_steps and n_cols == -(-len(data.steps) // group)
+            assert out["steps"] == data.steps[::group].tolist()
+            assert out["step_ends"] == [
+                int(data.steps[min(j + group - 1, len(data.steps) - 1)])
+                for j in range(0, len(data.steps), group)
+            ]
+            assert out["wall_times"] == data.wall_times[::group].tolist()
+            expected = reference_pool(data.matrix(metric, stat), data.present[metric], group, stat)
+            check_grid(out["values"], out["nonfinite"], expected)
+
+
+def test_heatmap_pooling_keeps_nonfinite(app):
+    client, _ = app
+    out = get_json(client, f"{BASE}/heatmap?" + q(run="run1", metric="step", stat="max", max_steps=1))
+    assert len(out["steps"]) == 1 and out["steps"] == [1] and out["step_ends"] == [12]
+    flags = {i: kind for i, _, kind in out["nonfinite"]}
+    assert flags == {0: "nan", 1: "inf", 2: "-inf"}  # row 1 has +Inf at 5 and -Inf at 6
+    assert out["values"][3][0] is not None  # late/kernel: some steps present
+    assert out["range"] == {"min_positive": out["values"][3][0], "max": out["values"][3][0]}
+
+
+def test_heatmap_layer_filter(app, loaded):
+    client, _ = app
+    out = get_json(
+        client, f"{BASE}/heatmap?" + q(run="run1", metric="step", stat="mean", layer_filter="kernel$")
+    )
+    assert out["layers"] == ["dense/kernel", "odd <b>ü&\"x\"</b>..\\/kernel", "late/kernel"]
+    full = get_json(client, f"{BASE}/heatmap?" + q(run="run1", metric="step", stat="mean"))
+    assert out["values"] == [full["values"][i] for i in (0, 2, 3)]
+    none = get_json(
+        client, f"{BASE}/heatmap?" + q(run="run1", metric="step", stat="mean", layer_filter="^zzz")
+    )
+    assert none["layers"] == [] and none["values"] == [] and none["range"]["max"] is None
+
+
+def test_heatmap_huge_max_steps_is_capped(app, loaded):
+    client, _ = app
+    out = get_json(client, f"{BASE}/heatmap?" + q(run="run1", metric="step", stat="p50", max_steps=10**15))
+    assert out["steps"] == loaded["run1"].steps.tolist()
+
+
+# ------------------------------------------------------------- layer / histogram
+
+
+@pytest.mark.parametrize("max_steps", [None, 4, 5])
+def test_layer_route(app, loaded, max_steps):
+    client, _ = app
+    data = loaded["run1"]
+    for layer in data.layers:
+        for metric in data.metrics:
+            params = dict(run="run1", layer=layer, metric=metric)
+            if max_steps:
+                params["max_steps"] = max_steps
+            out = get_json(client, f"{BASE}/layer?" + q(**params))
+            assert out["run"] == "run1" and out["layer"] == layer and out["metric"] == metric
+            assert out["stats"] == data.stats[metric]
+            group = plugin_mod.group_size(len(data.steps), max_steps)
+            assert out["steps"] == data.steps[::group].tolist()
+            assert len(out["step_ends"]) == len(out["steps"])
+            row = data.layers.index(layer)
+            # Transpose back to [stat][column] and reuse the grid checker.
+            values = [[col[s] for col in out["values"]] for s in range(len(out["stats"]))]
+            nonfinite = [[s, j, kind] for j, s, kind in out["nonfinite"]]
+            expected = [
+                reference_pool(
+                    data.matrix(metric, stat)[row : row + 1],
+                    data.present[metric][row : row + 1],
+                    group,
+                    stat,
+                )[0]
+                for stat in out["stats"]
+            ]
+            check_grid(values, nonfinite, expected)
+            hist_steps, _ = data.histograms(metric, layer)
+            assert out["histogram_steps"] == hist_steps.tolist()
+            if metric == "step":
+                assert len(out["histogram_steps"]) > 0
+
+
+def test_histogram_route(app, loaded):
+    client, _ = app
+    data = loaded["run1"]
+    for layer in data.layers:
+        steps, arrays = data.histograms("step", layer)
+        assert len(steps)
+        for step, array in zip(steps, arrays):
+            out = get_json(
+                client, f"{BASE}/histogram?" + q(run="run1", layer=layer, metric="step", step=int(step))
+            )
+            assert out == {"step": int(step), "bins": array.tolist()}
+            assert out["bins"][0][:2] == [0.0, 0.0]
+        # nearest logged step
+        for asked, want in ((-100, steps[0]), (10**12, steps[-1])):
+            out = get_json(client, f"{BASE}/histogram?" + q(run="run1", layer=layer, metric="step", step=asked))
+            assert out["step"] == int(want)
+
+
+def test_histogram_nearest_step_and_tie(app, loaded):
+    client, _ = app
+    steps = loaded["nested/run2"].histograms("step", "dense/bias")[0].tolist()
+    assert steps[:3] == [0, 3, 6]
+    for asked, want in ((1, 0), (2, 3), (4, 3), (5, 6)):
+        out = get_json(
+            client, f"{BASE}/histogram?" + q(run="nested/run2", layer="dense/bias", metric="step", step=asked)
+        )
+        assert out["step"] == want
+    # equally far: the earlier step
+    run = "run1"
+    out = get_json(client, f"{BASE}/histogram?" + q(run=run, layer="dense/bias", metric="step", step=4))
+    assert out["step"] == 4
+
+
+def test_histogram_404_without_histograms(app):
+    client, _ = app
+    out = get_json(
+        client,
+        f"{BASE}/histogram?" + q(run="run1", layer="dense/bias", metric="update_ratio", step=3),
+        code=404,
+    )
+    assert "no histograms" in out["error"]
+
+
+# ------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    "url,code",
+    [
+        ("heatmap", 400),
+        ("heatmap?run=run1&metric=step", 400),
+        ("heatmap?run=run1&stat=p50", 400),
+        ("heatmap?metric=step&stat=p50", 400),
+        ("heatmap?run=nope&metric=step&stat=p50", 404),
+        ("heatmap?run=scalars_only&metric=step&stat=p50", 404),
+        ("heatmap?run=run1&metric=nope&stat=p50", 404),
+        ("heatmap?run=run1&metric=step&stat=value", 404),
+        ("heatmap?run=run1&metric=update_ratio&stat=p50", 404),
+        ("heatmap?run=run1&metric=step&stat=p50&max_steps=abc", 400),
+        ("heatmap?run=run1&metric=step&stat=p50&max_steps=1.5", 400),
+        ("heatmap?run=run1&metric=step&stat=p50&max_steps=0", 400),
+        ("heatmap?run=run1&metric=step&stat=p50&max_steps=-3", 400),
+        ("heatmap?run=run1&metric=step&stat=p50&max_steps=", 400),
+        ("heatmap?run=run1&metric=step&stat=p50&max_steps=1e3", 400),
+        ("heatmap?run=run1&metric=step&stat=p50&max_steps=99999999999999999999999", 400),
+        ("heatmap?run=run1&metric=step&stat=p50&layer_filter=(", 400),
+        ("heatmap?run=run1&run=run1&metric=step&stat=p50", 400),
+        ("heatmap?run=run1&metric=step&stat=p50&max_steps=2&max_steps=3", 400),
+        ("layer?run=run1&metric=step", 400),
+        ("layer?run=run1&layer=nope&metric=step", 404),
+        ("layer?run=run1&layer=dense/bias&metric=nope", 404),
+        ("layer?run=nope&layer=dense/bias&metric=step", 404),
+        ("layer?run=run1&layer=dense/bias&metric=step&max_steps=x", 400),
+        ("histogram?run=run1&layer=dense/bias&metric=step", 400),
+        ("histogram?run=run1&layer=dense/bias&metric=step&step=x", 400),
+        ("histogram?run=run1&layer=dense/bias&metric=step&step=1.0", 400),
+        ("histogram?run=run1&layer=nope&metric=step&step=1", 404),
+        ("histogram?run=run1&layer=dense/bias&metric=nope&step=1", 404),
+        ("histogram?run=nope&layer=dense/bias&metric=step&step=1", 404),
+    ],
+)
+def test_errors(app, url, code):
+    client, _ = app
+    out = get_json(client, f"{BASE}/{url}", code=code)
+    assert set(out) == {"error"} and isinstance(out["error"], str) and out["error"]
+
+
+def test_too_long_parameter(app):
+    client, _ = app
+    get_json(client, f"{BASE}/heatmap?" + q(run="r" * 5000, metric="step", stat="p50"), code=400)
+    get_json(
+        client, f"{BASE}/heatmap?" + q(run="run1", metric="step", stat="p50", layer_filter="a" * 300), code=400
+    )
+
+
+# ------------------------------------------------------------- static files
+
+
+def test_static_files(app, tmp_path, monkeypatch):
+    client, _ = app
+    installed = os.path.join(os.path.dirname(plugin_mod.__file__), "static")
+    for route, (name, content_type) in plugin_mod.STATIC_FILES.items():
+        response = client.get(BASE + route)
+        if os.path.exists(os.path.join(installed, name)):
+            assert response.status_code == 200
+            with open(os.path.join(installed, name), "rb") as f:
+                assert response.get_data() == f.read()
+        else:
+            assert response.status_code == 404
+    # With a stand-in static dir: every listed file, with its content type.
+    for route, (name, _) in plugin_mod.STATIC_FILES.items():
+        (tmp_path / name).write_text(f"/* {name} */")
+    monkeypatch.setattr(plugin_mod, "_STATIC_DIR", str(tmp_path))
+    for route, (name, content_type) in plugin_mod.STATIC_FILES.items():
+        response = client.get(BASE + route)
+        assert response.status_code == 200
+        assert response.headers["Content-Type"].split(";")[0] == content_type
+        assert response.get_data(as_text=True) == f"/* {name} */"
+    assert plugin_mod.STATIC_FILES["/index.js"][1] == "text/javascript"
+    assert plugin_mod.STATIC_FILES["/style.css"][1] == "text/css"
+    (tmp_path / "index.js").unlink()
+    out = get_json(client, f"{BASE}/index.js", code=404)
+    assert "error" in out
+
+
+# ------------------------------------------------------------- caching & live data
+
+
+def test_cache_and_invalidation(tmp_path, monkeypatch):
+    monkeypatch.setattr(plugin_mod, "LISTING_TTL_SECS", 0.0)
+    run_dir = str(tmp_path / "live")
+    h.write_synthetic_run(run_dir)
+    client, plugin, multiplexer = h.make_app(str(tmp_path))
+    reads = []
+    real_read_run = plugin_mod.reader.read_run
+
+    def counting_read_run(*args, **kwargs):
+        reads.append(args[3])
+        return real_read_run(*args, **kwargs)
+
+    monkeypatch.setattr(plugin_mod.reader, "read_run", counting_read_run)
+    url = f"{BASE}/heatmap?" + q(run="live", metric="step", stat="p50", max_steps=5)
+    first = get_json(client, url)
+    assert reads == ["live"]
+    for _ in range(3):
+        assert get_json(client, url) == first
+        get_json(client, f"{BASE}/tags")
+        get_json(client, f"{BASE}/heatmap?" + q(run="live", metric="step", stat="max"))
+    assert reads == ["live"]  # served from the cache
+    assert len(plugin._responses) == 2
+
+    # New data arrives; until TensorBoard reloads, the cache stays valid.
+    h.append_steps(run_dir, range(13, 20))
+    assert get_json(client, url) == first and reads == ["live"]
+    multiplexer.Reload()
+    second = get_json(client, url)
+    assert reads == ["live", "live"]
+    assert second["step_ends"][-1] == 19 and second != first
+    assert get_json(client, f"{BASE}/tags")["live"]["num_steps"] == 19
+    assert tb_stepsize.load(run_dir).steps.tolist() == list(range(1, 20))
+    assert len(plugin._responses) == 1  # the stale response was dropped
+
+
+def test_lru_budget():
+    lru = plugin_mod._LRU(100)
+    lru.put("a", 1, 60)
+    lru.put("b", 2, 30)
+    assert lru.get("a") == 1  # a is now the most recent
+    lru.put("c", 3, 30)  # evicts b (least recently used)
+    assert lru.get("b") is None and lru.get("a") == 1 and lru.get("c") == 3
+    assert lru.nbytes == 90
+    lru.put("huge", 4, 500)  # bigger than the budget: kept alone
+    assert lru.get("huge") == 4 and len(lru) == 1 and lru.nbytes == 500
+
+
+# ------------------------------------------------------------- bad data
+
+
+def test_bad_data_is_reported_not_fatal(tmp_path):
+    good = tmp_path / "mixed"
+    h.write_synthetic_run(str(good), steps_a=range(1, 4), steps_b=())
+    newer = metadata.stats_content("step", h.LAYERS_A, "Adam")
+    newer["version"] = metadata.FORMAT_VERSION + 1
+    h.write_raw_tag(str(good), "step/newer", newer, np.zeros((3, 13), np.float32))
+    h.write_raw_tag(str(good), "step/garbage", b"\xff\x00not json", np.zeros((3, 13), np.float32))
+    h.write_raw_tag(str(good), "step/list", [1, 2, 3], np.zeros(2, np.float32))
+    wrong_shape = metadata.stats_content("update_ratio", h.LAYERS_A, "Adam")
+    h.write_raw_tag(str(good), "update_ratio/wrongshape", wrong_shape, np.zeros((5, 5), np.float32), step=2)
+    strings = metadata.stats_content("lost_fraction", h.LAYERS_A, "Adam")
+    h.write_raw_tag(str(good), "lost_fraction/strings", strings, np.array([b"a", b"b"]), step=2)
+
+    only_bad = tmp_path / "only_bad"
+    h.write_raw_tag(str(only_bad), "step/newer", newer, np.zeros((3, 13), np.float32))
+
+    h.write_scalar_only_run(str(tmp_path / "scalars"))
+
+    truncated = tmp_path / "truncated"
+    h.write_synthetic_run(str(truncated), steps_a=range(1, 6), steps_b=())
+    path = max(truncated.iterdir(), key=lambda f: f.stat().st_size)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 700])
+
+    corrupted = tmp_path / "corrupted"
+    h.write_synthetic_run(str(corrupted), steps_a=range(1, 6), steps_b=())
+    with open(max(corrupted.iterdir(), key=lambda f: f.stat().st_size), "ab") as f:
+        f.write(b"\x13\x37" * 500)
+
+    client, plugin, _ = h.make_app(str(tmp_path))
+    tags = get_json(client, f"{BASE}/tags")
+    assert "scalars" not in tags
+    mixed = tags["mixed"]
+    assert mixed["layers"] == [l["path"] for l in h.LAYERS_A]
+    assert mixed["num_steps"] == 3
+    text = "\n".join(mixed["problems"])
+    assert "step/newer" in text and "newer than this reader" in text
+    assert "step/garbage" in text and "step/list" in text
+    assert "update_ratio/wrongshape" in text and "lost_fraction/strings" in text
+    out = get_json(client, f"{BASE}/heatmap?" + q(run="mixed", metric="step", stat="p50"))
+    assert out["steps"][:3] == [1, 2, 3]
+
+    assert tags["only_bad"]["layers"] == [] and tags["only_bad"]["num_steps"] == 0
+    assert "newer than this reader" in tags["only_bad"]["problems"][0]
+    get_json(client, f"{BASE}/heatmap?" + q(run="only_bad", metric="step", stat="p50"), code=404)
+
+    for run in ("truncated", "corrupted"):
+        assert tags[run]["num_steps"] >= 1
+        out = get_json(client, f"{BASE}/heatmap?" + q(run=run, metric="step", stat="p50", max_steps=2))
+        assert len(out["steps"]) <= 2
+        layer = tags[run]["layers"][0]
+        get_json(client, f"{BASE}/layer?" + q(run=run, metric="step", layer=layer))
+        get_json(client, f"{BASE}/histogram?" + q(run=run, metric="step", layer=layer, step=1))
+
+
+# ------------------------------------------------------------- loader
+
+
+def _configure(argv):
+    from tensorboard import program
+    from tensorboard.plugins.core import core_plugin
+
+    tb = program.TensorBoard(plugins=[core_plugin.CorePluginLoader, StepSizeLoader])
+    tb.configure(argv=["tensorboard", "--logdir=/tmp/x", *argv])
+    return tb.flags.samples_per_plugin
+
+
+def test_loader_sets_default_samples():
+    assert _configure([]) == {"stepsize": 0}
+    assert _configure(["--samples_per_plugin", "images=5"]) == {"images": 5, "stepsize": 0}
+    assert _configure(["--samples_per_plugin", "stepsize=7,images=5"]) == {"stepsize": 7, "images": 5}
+    assert _configure(["--samples_per_plugin=stepsize=0"]) == {"stepsize": 0}
+
+
+def test_loader_fix_flags_variants():
+    loader = StepSizeLoader()
+    for given_value, expected in (
+        (None, {"stepsize": 0}),
+        ({}, {"stepsize": 0}),
+        ({"scalars": 10}, {"scalars": 10, "stepsize": 0}),
+        ({"stepsize": 3}, {"stepsize": 3}),
+        ("stepsize=4", {"stepsize": 4}),
+        ("images=2", {"images": 2, "stepsize": 0}),
+        ("", {"stepsize": 0}),
+    ):
+        flags = argparse.Namespace(samples_per_plugin=given_value)
+        loader.fix_flags(flags)
+        assert flags.samples_per_plugin == expected, given_value
+    flags = argparse.Namespace(samples_per_plugin="not a list")
+    loader.fix_flags(flags)  # left to TensorBoard to reject
+    assert flags.samples_per_plugin == "not a list"
+    user_dict = {"images": 1}
+    flags = argparse.Namespace(samples_per_plugin=user_dict)
+    loader.fix_flags(flags)
+    assert user_dict == {"images": 1}  # the caller's dict is not mutated
+
+
+def test_loader_imports_only_base_plugin():
+    code = (
+        "import sys; before = set(sys.modules)\n"
+        "import tb_stepsize.plugin_loader as l\n"
+        "assert 'tb_stepsize.plugin' not in sys.modules\n"
+        "assert 'werkzeug' not in sys.modules\n"
+        "import importlib.metadata as md\n"
+        "eps = [e for e in md.entry_points(group='tensorboard_plugins') if e.name == 'stepsize']\n"
+        "assert eps and eps[0].load() is l.StepSizeLoader, eps\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
