@@ -14,6 +14,11 @@ class StepSizeCallback(keras.callbacks.Callback):
     arguments are those of `StepSizeMonitor`.  The train function is
     retraced at the start of `fit` (so the hooks are compiled in) and dropped
     at its end (so a later `fit` without the callback runs no hook).
+
+    A subclassed model that is not built before `fit` creates its variables
+    in the first train step; recording then starts after that first
+    execution.  Build the model first (`model.build(shape)` or call it on a
+    batch) to record from step 1.
     """
 
     def __init__(self, log_dir, every_n_steps=1, **monitor_kwargs):
@@ -25,6 +30,13 @@ class StepSizeCallback(keras.callbacks.Callback):
         self._epoch_step = -1
 
     def on_train_begin(self, logs=None):
+        self.monitor = None
+        if self.model.built:
+            self._attach()
+        # else: a subclassed model builds its variables in the first train
+        # step; the monitor attaches after it (see on_train_batch_end).
+
+    def _attach(self):
         model = self.model
         steps_per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
         self._monitor_kwargs.setdefault(
@@ -45,12 +57,17 @@ class StepSizeCallback(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         # Keras calls this once per execution with the epoch's last step index.
-        self.monitor.after_steps(batch - self._epoch_step)
+        if self.monitor is None:
+            self._attach()
+        else:
+            self.monitor.after_steps(batch - self._epoch_step)
         self._epoch_step = batch
 
     def on_epoch_end(self, epoch, logs=None):
-        self.monitor.flush()
+        if self.monitor is not None:
+            self.monitor.flush()
 
     def on_train_end(self, logs=None):
-        self.monitor.close()
-        self.model.train_function = None  # its graph holds the (now removed) hooks
+        if self.monitor is not None:
+            self.monitor.close()
+            self.model.train_function = None  # its graph holds the (now removed) hooks

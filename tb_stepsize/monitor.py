@@ -8,9 +8,10 @@ when a logged update may have happened, and `summary.StepWriter` writes them.
 
 Hooks (instance attributes, removed by `close()`):
 
-* `_backend_apply_gradients`: decides once per update whether it is logged
-  (update number u = t // gradient_accumulation_steps; logged when
-  (u - 1) % every_n_steps == 0, so the first update is always logged).
+* `_backend_apply_gradients`: decides once per call whether it makes an
+  update that is logged: update t (`optimizer.iterations` after it, which
+  Keras counts in real updates even with gradient accumulation) is logged
+  when (t - 1) % every_n_steps == 0, so the first update is always logged.
 * `_apply_weight_decay`: defers decoupled weight decay of watched variables
   to their own `update_step`, so that the "before" snapshot includes it and
   only one variable's snapshot is alive at a time.  Decay of a variable
@@ -137,14 +138,14 @@ class StepSizeMonitor:
                 raise MonitorError("the optimizer is not built: pass `variables` or build it first")
             variables = inner._trainable_variables
         variables = list(variables)
-        if not optimizer.built:
-            optimizer.build(variables)
         watched = _select(variables, include, exclude)
         if not watched:
             raise MonitorError(
                 "no trainable variables to watch"
                 + (f" (include={include!r}, exclude={exclude!r})" if include or exclude else "")
             )
+        if not optimizer.built:
+            optimizer.build(variables)  # what its first apply() would do
         try:
             os.makedirs(log_dir, exist_ok=True)
             tempfile.TemporaryFile(dir=log_dir).close()
@@ -184,7 +185,7 @@ class StepSizeMonitor:
         self._capacity = int(max_pending or 2)
         self._make_buffers(len(watched))
 
-        self._t_host = int(inner.iterations.numpy())  # predicted t, for pulls
+        self._calls_host = int(inner._iterations.numpy())  # predicted calls, for pulls
         self._seen = int(self._count.numpy())
         self._last_flush = time.monotonic()
         self._writer = StepWriter(
@@ -235,12 +236,13 @@ class StepSizeMonitor:
 
     # ------------------------------------------------------ device-side hooks
     def _hook_apply_gradients(self, grads, trainable_variables):
-        opt = self._optimizer
-        t = tf.cast(opt.iterations, tf.int64) + 1
+        # Keras counts calls in `_iterations` and updates in `iterations`
+        # (calls // gradient_accumulation_steps); t is the update this call makes.
+        calls = tf.cast(self._optimizer._iterations, tf.int64) + 1
         k = self._accumulation
-        u = t // k
-        log = tf.logical_and(tf.equal(t % k, 0), tf.equal((u - 1) % self.every_n_steps, 0))
-        slot = tf.cast(((u - 1) // self.every_n_steps) % self._capacity, tf.int32)
+        t = calls // k
+        log = tf.logical_and(tf.equal(calls % k, 0), tf.equal((t - 1) % self.every_n_steps, 0))
+        slot = tf.cast(self._count % self._capacity, tf.int32)  # the host reads slots in count order
         self._trace = _Trace(log, slot)
 
         def clear():
@@ -352,10 +354,10 @@ class StepSizeMonitor:
         """
         if not self.enabled:
             return
-        before, self._t_host = self._t_host, self._t_host + int(n)
+        before, self._calls_host = self._calls_host, self._calls_host + int(n)
         k, n_every = self._accumulation, self.every_n_steps
-        u_lo, u_hi = before // k, self._t_host // k
-        if (u_hi - 1) // n_every > (u_lo - 1) // n_every:
+        t_lo, t_hi = before // k, self._calls_host // k
+        if (t_hi - 1) // n_every > (t_lo - 1) // n_every:
             self.collect()
 
     def collect(self):

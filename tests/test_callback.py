@@ -1,0 +1,232 @@
+"""`StepSizeCallback` inside `model.fit`: semantics, interference, errors."""
+
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+keras = pytest.importorskip("keras")
+
+import tb_stepsize  # noqa: E402
+
+X = np.random.default_rng(0).standard_normal((96, 8)).astype("float32")
+Y = np.random.default_rng(1).standard_normal((96, 2)).astype("float32")
+
+
+def sequential():
+    return keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, activation="tanh", name="hidden"), keras.layers.Dense(2, name="out")]
+    )
+
+
+def functional():
+    inputs = keras.Input((8,))
+    h = keras.layers.Dense(16, activation="tanh", name="hidden")(inputs)
+    h = keras.layers.LayerNormalization(name="norm")(h)
+    return keras.Model(inputs, keras.layers.Dense(2, name="out")(h))
+
+
+class Subclassed(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.hidden = keras.layers.Dense(16, activation="tanh")
+        self.out = keras.layers.Dense(2)
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+
+class WeightRecorder(keras.callbacks.Callback):
+    """Weights after every optimizer step (steps_per_execution=1)."""
+
+    def on_train_begin(self, logs=None):
+        self.weights = [[v.numpy().copy() for v in self.model.trainable_variables]]
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.weights.append([v.numpy().copy() for v in self.model.trainable_variables])
+
+
+def train(model, log_dir, optimizer=None, epochs=2, callbacks=(), every_n_steps=1, cb_kwargs=None, **compile_kwargs):
+    """Fit `model` (or `model()` when given a builder, built after seeding)."""
+    keras.utils.set_random_seed(3)
+    if callable(model) and not isinstance(model, keras.Model):
+        model = model()
+    model.compile(optimizer=optimizer or keras.optimizers.Adam(1e-2), loss="mse", **compile_kwargs)
+    cbs = list(callbacks)
+    if log_dir is not None:
+        cbs.append(tb_stepsize.StepSizeCallback(str(log_dir), every_n_steps=every_n_steps, **(cb_kwargs or {})))
+    model.fit(X, Y, batch_size=16, epochs=epochs, shuffle=False, verbose=0, callbacks=cbs)
+    return model
+
+
+def test_step_matches_weight_differences_recorded_around_fit(tmp_path):
+    recorder = WeightRecorder()
+    model = train(sequential(), tmp_path, callbacks=[recorder], optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+    run = tb_stepsize.load(str(tmp_path))
+    assert list(run.steps) == list(range(1, 13))
+    for col, t in enumerate(run.steps):
+        for row, (old, new) in enumerate(zip(recorder.weights[t - 1], recorder.weights[t])):
+            step = np.abs(old - new)
+            np.testing.assert_allclose(run.matrix("step", "max")[row, col], step.max(), rtol=1e-6)
+            np.testing.assert_allclose(run.matrix("step", "mean")[row, col], step.mean(), rtol=1e-5)
+
+
+ZERO_INTERFERENCE = """
+import sys, numpy as np, keras, tensorflow as tf, tb_stepsize
+tf.config.experimental.enable_op_determinism()
+sys.path.insert(0, {tests!r})
+from test_callback import functional, train
+without = train(functional, None, optimizer=keras.optimizers.AdamW(1e-2, weight_decay=0.05))
+with_cb = train(functional, {log_dir!r}, optimizer=keras.optimizers.AdamW(1e-2, weight_decay=0.05))
+for a, b in zip(without.trainable_variables, with_cb.trainable_variables):
+    assert a.path == b.path
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert np.any(a.numpy() != 0)
+print("identical", len(with_cb.trainable_variables))
+"""
+
+
+def test_zero_interference_bit_identical_weights(tmp_path):
+    # Op determinism is process-wide (and turns XLA off), so it gets its own process.
+    import os
+
+    script = ZERO_INTERFERENCE.format(tests=os.path.dirname(os.path.abspath(__file__)), log_dir=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "identical 6" in proc.stdout
+    assert len(tb_stepsize.load(str(tmp_path)).steps) == 12
+
+
+def test_every_n_steps_logs_first_then_every_nth(tmp_path):
+    train(sequential(), tmp_path, every_n_steps=5, epochs=3)  # 18 updates
+    assert list(tb_stepsize.load(str(tmp_path)).steps) == [1, 6, 11, 16]
+
+
+def test_steps_per_execution_logs_single_updates(tmp_path):
+    train(sequential(), tmp_path / "spe1", every_n_steps=2)
+    train(sequential(), tmp_path / "spe4", every_n_steps=2, steps_per_execution=4)
+    one, four = tb_stepsize.load(str(tmp_path / "spe1")), tb_stepsize.load(str(tmp_path / "spe4"))
+    assert list(one.steps) == list(four.steps) == [1, 3, 5, 7, 9, 11]
+    for metric in one.metrics:
+        np.testing.assert_allclose(one.values[metric], four.values[metric], rtol=1e-5, equal_nan=True)
+
+
+def test_jit_compile(tmp_path):
+    model = train(functional(), tmp_path, jit_compile=True, every_n_steps=3)
+    assert model.jit_compile is True
+    run = tb_stepsize.load(str(tmp_path))
+    assert list(run.steps) == [1, 4, 7, 10]
+    assert np.all(np.isfinite(run.matrix("step", "p50")))
+
+
+@pytest.mark.parametrize("build", [sequential, functional, Subclassed], ids=["sequential", "functional", "subclassed"])
+def test_model_kinds_rows_in_model_order(tmp_path, build):
+    model = train(build(), tmp_path, epochs=1)
+    run = tb_stepsize.load(str(tmp_path))
+    assert run.layers == [v.path for v in model.trainable_variables]
+    # An unbuilt subclassed model is recorded from the update after its first step.
+    first = 2 if build is Subclassed else 1
+    assert list(run.steps) == list(range(first, 7))
+    assert np.all(run.matrix("step", "p50") > 0)
+
+
+def test_frozen_layers_and_include_exclude(tmp_path):
+    model = functional()
+    model.get_layer("norm").trainable = False
+    train(model, tmp_path / "frozen", epochs=1)
+    assert not any("norm" in p for p in tb_stepsize.load(str(tmp_path / "frozen")).layers)
+    train(functional(), tmp_path / "inc", epochs=1, cb_kwargs={"include": "kernel", "exclude": "^out/"})
+    assert [p.split("/")[-1] for p in tb_stepsize.load(str(tmp_path / "inc")).layers] == ["kernel"]
+
+
+def test_fit_twice_continues_steps(tmp_path):
+    model = sequential()
+    train(model, tmp_path, every_n_steps=4, epochs=1)  # updates 1..6
+    model.fit(X, Y, batch_size=16, epochs=1, verbose=0, callbacks=[tb_stepsize.StepSizeCallback(str(tmp_path), every_n_steps=4)])
+    assert list(tb_stepsize.load(str(tmp_path)).steps) == [1, 5, 9]
+    # A later fit without the callback runs no hook.
+    inner = model.optimizer
+    assert "update_step" not in vars(inner)
+    model.fit(X, Y, batch_size=16, epochs=1, verbose=0)
+    assert list(tb_stepsize.load(str(tmp_path)).steps) == [1, 5, 9]
+
+
+def test_gradient_accumulation_logs_real_updates_only(tmp_path):
+    train(sequential(), tmp_path, optimizer=keras.optimizers.Adam(1e-2, gradient_accumulation_steps=3), epochs=2)
+    run = tb_stepsize.load(str(tmp_path))
+    assert list(run.steps) == [1, 2, 3, 4]  # 12 calls, an update every 3rd
+    assert np.all(run.matrix("step", "max") > 0)
+
+
+def test_loss_scale_skipped_steps_are_not_logged(tmp_path):
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(1e-2), initial_scale=2.0**20)
+        train(sequential(), tmp_path, optimizer=optimizer, epochs=2)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    run = tb_stepsize.load(str(tmp_path))
+    updates = int(optimizer.iterations.numpy())
+    assert 0 < updates < 12, "the huge initial loss scale should skip some steps"
+    assert list(run.steps) == list(range(1, updates + 1))
+    assert np.all(run.matrix("step", "max") > 0)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["unwritable", "not_keras", "no_trainable"],
+)
+def test_bad_input_warns_once_and_training_goes_on(tmp_path, case):
+    model = sequential()
+    log_dir = tmp_path / "run"
+    if case == "unwritable":
+        (tmp_path / "file").write_text("x")
+        log_dir = tmp_path / "file" / "run"  # a directory below a regular file
+    if case == "no_trainable":
+        model.trainable = False
+    keras.utils.set_random_seed(3)
+    model.compile(optimizer="adam", loss="mse")
+    callback = tb_stepsize.StepSizeCallback(str(log_dir))
+    if case == "not_keras":
+        with pytest.warns(UserWarning, match="cannot decompose optimizer object"):
+            monitor = tb_stepsize.StepSizeMonitor(str(log_dir), object(), model.trainable_variables)
+        assert not monitor.enabled
+        monitor.after_steps(5)  # a disabled monitor is inert
+        monitor.close()
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(X, Y, epochs=1, verbose=0, callbacks=[callback])
+    ours = [w for w in caught if "tb_stepsize" in str(w.message)]
+    assert len(ours) == 1, [str(w.message) for w in caught]
+    assert {"unwritable": "not writable", "no_trainable": "no trainable variables"}[case] in str(ours[0].message)
+    assert len(history.history["loss"]) == 1
+    with pytest.raises(RuntimeError, match="not writable|no trainable"):
+        tb_stepsize.StepSizeMonitor(str(log_dir), model.optimizer, model.trainable_variables, on_error="raise")
+
+
+def test_interrupted_fit_keeps_what_was_logged(tmp_path):
+    script = textwrap.dedent(
+        f"""
+        import numpy as np, keras, tb_stepsize
+
+        class Stop(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                if batch == 6:
+                    raise KeyboardInterrupt
+
+        keras.utils.set_random_seed(0)
+        m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+        m.compile(optimizer="adam", loss="mse")
+        x = np.ones((160, 4), "float32")
+        m.fit(x, x[:, :3], batch_size=8, verbose=0,
+              callbacks=[tb_stepsize.StepSizeCallback({str(tmp_path)!r}, flush_secs=1000), Stop()])
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert "KeyboardInterrupt" in proc.stderr
+    assert list(tb_stepsize.load(str(tmp_path)).steps) == list(range(1, 8))
