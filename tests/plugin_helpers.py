@@ -1,9 +1,11 @@
 """Synthetic step-size logdirs (no TensorFlow) and an in-process TensorBoard app."""
 
 import json
+import math
 import os
 
 import numpy as np
+import pytest
 
 from tb_stepsize import metadata
 from tb_stepsize.summary import StepWriter
@@ -142,3 +144,49 @@ def make_app(logdir):
     plugin = StepSizeLoader().load(context)
     app = application.TensorBoardWSGI([plugin], data_provider=provider)
     return werkzeug_test.Client(app), plugin, multiplexer
+
+
+# Reference statement of the pooling rule, for checking responses.
+
+
+def reference_pool(values, present, group, stat):
+    """Plain-python statement of the documented pooling rule."""
+    n_layers, n_steps = values.shape
+    out = []
+    for i in range(n_layers):
+        row = []
+        for start in range(0, n_steps, group):
+            cells = [values[i, j] for j in range(start, min(start + group, n_steps)) if present[i, j]]
+            if not cells:
+                row.append(("missing", None))
+            elif any(math.isnan(c) for c in cells):
+                row.append(("nan", None))
+            elif any(c == math.inf for c in cells):
+                row.append(("inf", None))
+            elif any(c == -math.inf for c in cells):
+                row.append(("-inf", None))
+            elif stat == "min":
+                row.append(("value", min(cells)))
+            elif stat in ("max", "nonfinite"):
+                row.append(("value", max(cells)))
+            else:
+                row.append(("value", math.fsum(cells) / len(cells)))
+        out.append(row)
+    return out
+
+
+def check_grid(values_json, nonfinite_json, expected):
+    """`values`/`nonfinite` of a response against `reference_pool` output."""
+    flags = {(i, j): kind for i, j, kind in nonfinite_json}
+    assert len(flags) == len(nonfinite_json)
+    assert len(values_json) == len(expected)
+    for i, row in enumerate(expected):
+        assert len(values_json[i]) == len(row)
+        for j, (kind, value) in enumerate(row):
+            got = values_json[i][j]
+            if kind == "value":
+                assert got is not None and (i, j) not in flags
+                assert got == pytest.approx(value, rel=1e-12, abs=0), (i, j)
+            else:
+                assert got is None, (i, j)
+                assert flags.get((i, j)) == (None if kind == "missing" else kind), (i, j)

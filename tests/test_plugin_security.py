@@ -1,0 +1,206 @@
+"""Path traversal and hostile input on every plugin route (in-process app).
+
+Only 200/400/404 may come back, data routes always answer JSON, and no file
+outside the plugin's fixed static table is ever served.
+"""
+
+import json
+import os
+from urllib.parse import quote, urlencode
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import plugin_helpers as h
+from tb_stepsize import plugin as plugin_mod
+
+BASE = "/data/plugin/stepsize"
+SENTINEL = "SENTINEL-7f3a-not-to-be-served"
+
+PAYLOADS = [
+    "..",
+    "../..",
+    "../../../../etc/passwd",
+    "..%2f..%2fetc%2fpasswd",
+    "%2e%2e/%2e%2e/etc/passwd",
+    "%252e%252e%252fsecret.txt",
+    "..\\..\\secret.txt",
+    "\\..\\secret.txt",
+    "/etc/passwd",
+    "C:\\Windows\\win.ini",
+    "secret.txt",
+    "../secret.txt",
+    "static/../../secret.txt",
+    "run1/../run1",
+    "run1/..",
+    "./run1",
+    "run1\x00",
+    "\x00",
+    "%00",
+    "",
+    " ",
+    "ü",
+    "\u202e\u0000\ud7ff",
+    "😀" * 10,
+    "<script>alert(1)</script>",
+    "dense/kernel/../bias",
+    "file:///etc/passwd",
+    "a" * 5000,
+]
+
+VALID = {
+    "heatmap": {"run": "run1", "metric": "step", "stat": "p50"},
+    "layer": {"run": "run1", "layer": "dense/bias", "metric": "step"},
+    "histogram": {"run": "run1", "layer": "dense/bias", "metric": "step", "step": "3"},
+}
+STRING_PARAMS = {
+    "heatmap": ["run", "metric", "stat", "layer_filter", "max_steps"],
+    "layer": ["run", "layer", "metric", "max_steps"],
+    "histogram": ["run", "layer", "metric", "step"],
+}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("security")
+    logdir = root / "logs"
+    h.write_synthetic_run(str(logdir / "run1"))
+    # Files that must never be served, beside and above a stand-in static dir
+    # and in the log directory.
+    static = root / "pkg" / "static"
+    static.mkdir(parents=True)
+    for route, (name, _) in plugin_mod.STATIC_FILES.items():
+        (static / name).write_text(f"/* {name} */")
+    for where in (root, root / "pkg", static.parent, logdir, logdir / "run1"):
+        (where / "secret.txt").write_text(SENTINEL)
+    (static / "secret.txt").write_text(SENTINEL)  # in the static dir but not listed
+    (static / "index.js.map").write_text(SENTINEL)
+    client, plugin, _ = h.make_app(str(logdir))
+    return client, str(static), str(root)
+
+
+@pytest.fixture(autouse=True)
+def static_dir(env, monkeypatch):
+    monkeypatch.setattr(plugin_mod, "_STATIC_DIR", env[1])
+
+
+def check(response, data_route):
+    assert response.status_code in (200, 400, 404), response.status_code
+    body = response.get_data()
+    assert SENTINEL.encode() not in body
+    assert b"root:" not in body
+    if data_route:
+        assert response.headers["Content-Type"].startswith("application/json")
+        parsed = json.loads(body)
+        if response.status_code != 200:
+            assert set(parsed) == {"error"}
+    return response
+
+
+@pytest.mark.parametrize("route", sorted(VALID))
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_query_parameters(env, route, payload):
+    client = env[0]
+    for name in STRING_PARAMS[route]:
+        params = dict(VALID[route], **{name: payload})
+        response = check(client.get(f"{BASE}/{route}?" + urlencode(params)), data_route=True)
+        if name in ("max_steps", "step"):
+            assert response.status_code == 400
+        elif name != "layer_filter":
+            assert response.status_code in (400, 404)
+        # Also raw (not re-encoded) in the query string, and doubled.
+        raw = f"{BASE}/{route}?" + "&".join(
+            f"{k}={payload if k == name else quote(v)}" for k, v in params.items()
+        )
+        check(client.get(raw), data_route=True)
+        doubled = f"{BASE}/{route}?" + urlencode(params) + "&" + urlencode({name: payload})
+        assert check(client.get(doubled), data_route=True).status_code == 400
+
+
+def test_tags_ignores_parameters(env):
+    client = env[0]
+    for payload in PAYLOADS:
+        response = check(client.get(f"{BASE}/tags?" + urlencode({"run": payload, "file": payload})), True)
+        assert response.status_code == 200 and list(json.loads(response.get_data())) == ["run1"]
+
+
+PATHS = [
+    "/secret.txt",
+    "/../secret.txt",
+    "/../../secret.txt",
+    "/%2e%2e/secret.txt",
+    "/%2e%2e/%2e%2e/secret.txt",
+    "/%2E%2E%2Fsecret.txt",
+    "/..%2fsecret.txt",
+    "/..%5csecret.txt",
+    "/..\\secret.txt",
+    "/%5c..%5csecret.txt",
+    "/index.js/../secret.txt",
+    "/index.js/..%2fsecret.txt",
+    "/index.js%2f..%2fsecret.txt",
+    "/static/secret.txt",
+    "/static/index.js",
+    "/index.js.map",
+    "/index.js%00.txt",
+    "/index.js%00",
+    "/INDEX.JS",
+    "/index.js/",
+    "/index.js/x",
+    "//etc/passwd",
+    "/%2fetc%2fpasswd",
+    "/C:%5cWindows%5cwin.ini",
+    "/heatmap/../secret.txt",
+    "/tags/..",
+    "/ü.js",
+    "/%ff%fe.js",
+    "/index.js?path=../secret.txt",
+    "/style.css?../../secret.txt",
+]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_paths(env, path):
+    client, static, _ = env
+    response = client.get(BASE + path)
+    assert response.status_code in (200, 400, 404), (path, response.status_code)
+    body = response.get_data()
+    assert SENTINEL.encode() not in body
+    if response.status_code == 200:
+        allowed = []
+        for name, _ in plugin_mod.STATIC_FILES.values():
+            with open(os.path.join(static, name), "rb") as f:
+                allowed.append(f.read())
+        assert body in allowed or response.headers["Content-Type"].startswith("application/json")
+
+
+@pytest.mark.parametrize("route", sorted(VALID))
+def test_unicode_names_are_plain_lookups(env, route):
+    """The odd layer name (markup, quotes, backslash, '..') works as a key."""
+    client = env[0]
+    odd = h.LAYERS_A[2]["path"]
+    params = dict(VALID[route])
+    if "layer" in params:
+        params["layer"] = odd
+    else:
+        params["layer_filter"] = "^odd"
+    out = json.loads(check(client.get(f"{BASE}/{route}?" + urlencode(params)), True).get_data())
+    if route == "heatmap":
+        assert out["layers"] == [odd]
+    elif route == "layer":
+        assert out["layer"] == odd
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    route=st.sampled_from(sorted(VALID)),
+    overrides=st.dictionaries(
+        st.sampled_from(["run", "metric", "stat", "layer", "step", "max_steps", "layer_filter"]),
+        st.text(max_size=30),
+        max_size=4,
+    ),
+)
+def test_fuzz_parameters(env, route, overrides):
+    client = env[0]
+    params = dict(VALID[route], **overrides)
+    check(client.get(f"{BASE}/{route}?" + urlencode(params)), data_route=True)
