@@ -25,6 +25,13 @@ parameter, 404 for an unknown run/metric/stat/layer):
   "stats", "steps", "step_ends", "values", "nonfinite",
   "histogram_steps"}`; `values[j]` holds every statistic of column j and
   `nonfinite` lists `[j, stat_index, kind]`.
+* `heatmap.bin` (same parameters): the same grid for big heatmaps, as
+  `b"SSZ1"`, a little-endian uint32 header length H, H bytes of JSON (the
+  `heatmap` fields except `values`, plus `"shape": [L, C]`; padded with
+  spaces so the array starts 4-byte aligned), then `L * C` little-endian
+  float32 values, row-major, NaN for missing and non-finite cells (tell
+  them apart with `nonfinite`).  Pooled means are rounded to float32.
+  Errors are JSON as above.
 * `histogram?run&layer&metric&step` -> `{"step", "bins"}`: the histogram
   logged at the step nearest `step` (the earlier one on a tie), bins as
   `[left, right, count]` rows, the first `[0, 0, zeros]`.
@@ -64,8 +71,11 @@ byte-bounded LRU caches hold:
 * one layer's histograms for the `layer` and `histogram` routes: at most
   1/4 of that budget.
 
-So the plugin's own memory stays below about 1.5 x `TB_STEPSIZE_CACHE_MB`
-(plus one run larger than the budget, if any).
+Besides, the `tags` entries (4 MiB LRU) and the listings of at most
+`MAX_EXPERIMENTS` experiment ids are kept.  So the plugin's own memory stays
+below about 1.5 x `TB_STEPSIZE_CACHE_MB` (plus one run larger than the
+budget, if any) while a request is not running; a request for a run that is
+not cached needs about as much again, transiently, to read it.
 """
 
 import collections
@@ -74,6 +84,7 @@ import json
 import logging
 import os
 import re
+import struct
 import threading
 import time
 
@@ -95,6 +106,9 @@ MAX_PROBLEMS = 50
 MAX_PARAM_CHARS = 4096
 MAX_FILTER_CHARS = 256
 _JSON = "application/json"
+BIN_MAGIC = b"SSZ1"
+MAX_EXPERIMENTS = 16  # listings kept (one per experiment id; local TensorBoard uses "")
+RUN_LOCKS = 64
 
 # URL path -> (file in the package's static/ dir, content type).  The only
 # files this plugin ever reads.
@@ -181,19 +195,23 @@ def _kind(x):
     return "inf" if x > 0 else "-inf"
 
 
+def nonfinite_cells(values, present):
+    """`[index..., kind]` of every present, non-finite cell (row-major order)."""
+    bad = present & ~np.isfinite(values)
+    if not bad.any():
+        return []
+    return [[*(int(i) for i in index), _kind(values[index])] for index in zip(*np.nonzero(bad))]
+
+
 def encode_grid(values, present):
     """`values` as nested lists with None for missing/non-finite cells, plus
     the `[index..., kind]` list of the non-finite ones."""
     finite = present & np.isfinite(values)
     if finite.all():
         return values.tolist(), []
-    nonfinite = [
-        [*(int(i) for i in index), _kind(values[index])]
-        for index in zip(*np.nonzero(present & ~finite))
-    ]
     cells = values.astype(object)
     cells[~finite] = None
-    return cells.tolist(), nonfinite
+    return cells.tolist(), nonfinite_cells(values, present)
 
 
 # ------------------------------------------------------------------ caches
@@ -381,10 +399,10 @@ class StepSizePlugin(base_plugin.TBPlugin):
         self._runs = _LRU(budget)  # (eid, run) -> (signature, RunData)
         self._responses = _LRU(budget // 4)  # (eid, run, signature, ...) -> gzipped JSON
         self._histograms = _LRU(budget // 4)  # (eid, run, signature, metric, layer) -> (steps, arrays)
-        self._summaries = {}  # (eid, run) -> (signature, tags entry); small
-        self._listings = {}  # eid -> _Listing
+        self._summaries = _LRU(4 * 2**20)  # (eid, run) -> (signature, tags entry)
+        self._listings = collections.OrderedDict()  # eid -> _Listing, at most MAX_EXPERIMENTS
         self._lock = threading.Lock()
-        self._run_locks = collections.defaultdict(threading.Lock)
+        self._run_locks = [threading.Lock() for _ in range(RUN_LOCKS)]
 
     # TensorBoard interface ------------------------------------------------
 
@@ -394,6 +412,7 @@ class StepSizePlugin(base_plugin.TBPlugin):
             {
                 "/tags": self._serve_tags,
                 "/heatmap": self._serve_heatmap,
+                "/heatmap.bin": self._serve_heatmap_bin,
                 "/layer": self._serve_layer,
                 "/histogram": self._serve_histogram,
             }
@@ -430,6 +449,9 @@ class StepSizePlugin(base_plugin.TBPlugin):
             listing = _Listing(series or {})
             with self._lock:
                 self._listings[eid] = listing
+                self._listings.move_to_end(eid)
+                while len(self._listings) > MAX_EXPERIMENTS:
+                    self._listings.popitem(last=False)
         return listing
 
     def _signature(self, ctx, eid, run, listing):
@@ -470,9 +492,7 @@ class StepSizePlugin(base_plugin.TBPlugin):
         if signature is None:
             raise _missing(f"run {run!r} has no readable step-size data")
         key = (eid, run)
-        with self._lock:
-            run_lock = self._run_locks[key]
-        with run_lock:
+        with self._run_locks[hash(key) % RUN_LOCKS]:
             cached = self._runs.get(key)
             if cached is not None and cached[0] == signature:
                 return cached
@@ -481,7 +501,8 @@ class StepSizePlugin(base_plugin.TBPlugin):
                 raise _missing(f"run {run!r} has no readable step-size data")
             entry = (signature, data)
             self._runs.put(key, entry, _run_data_bytes(data))
-            self._summaries[key] = (signature, self._summary(data))
+            summary = self._summary(data)
+            self._summaries.put(key, (signature, summary), 200 + 100 * len(data.layers))
             # Responses of older signatures can never be hit again.
             self._responses.discard(lambda k: k[:2] == key and k[2] != signature)
             self._histograms.discard(lambda k: k[:2] == key and k[2] != signature)
@@ -583,8 +604,8 @@ class StepSizePlugin(base_plugin.TBPlugin):
             result[run] = entry
         return result
 
-    @_json_route
-    def _serve_heatmap(self, request):
+    def _heatmap(self, request, binary):
+        """Shared by `heatmap` (JSON) and `heatmap.bin`; returns gzipped bytes."""
         ctx = plugin_util.context(request.environ)
         eid = plugin_util.experiment_id(request.environ)
         run = _param(request, "run")
@@ -605,7 +626,7 @@ class StepSizePlugin(base_plugin.TBPlugin):
         if stat not in data.stats[metric]:
             raise _missing(f"metric {metric!r} has no statistic {stat!r} (has {data.stats[metric]})")
         group = group_size(data.steps.size, max_steps)
-        key = (eid, run, signature, "heatmap", metric, stat, group, layer_filter)
+        key = (eid, run, signature, "heatmap", binary, metric, stat, group, layer_filter)
         cached = self._responses.get(key)
         if cached is not None:
             return cached
@@ -616,29 +637,58 @@ class StepSizePlugin(base_plugin.TBPlugin):
         present = data.present[metric][rows] if metric in data.present else np.isfinite(values)
         values, present = pool(values, present, group, rule)
         firsts, ends = column_bounds(data.steps, group)
-        cells, nonfinite = encode_grid(values, present)
-        finite = values[present & np.isfinite(values)]
+        finite_mask = present & np.isfinite(values)
+        finite = values[finite_mask]
         positive = finite[finite > 0]
-        body = _gzip_json(
-            {
-                "run": run,
-                "metric": metric,
-                "stat": stat,
-                "layers": [data.layers[i] for i in rows],
-                "steps": firsts.tolist(),
-                "step_ends": ends.tolist(),
-                "wall_times": data.wall_times[::group].tolist(),
-                "values": cells,
-                "nonfinite": nonfinite,
-                "pooling": rule,
-                "range": {
-                    "min_positive": float(positive.min()) if positive.size else None,
-                    "max": float(finite.max()) if finite.size else None,
-                },
-            }
-        )
+        head = {
+            "run": run,
+            "metric": metric,
+            "stat": stat,
+            "layers": [data.layers[i] for i in rows],
+            "steps": firsts.tolist(),
+            "step_ends": ends.tolist(),
+            "wall_times": data.wall_times[::group].tolist(),
+        }
+        tail = {
+            "pooling": rule,
+            "range": {
+                "min_positive": float(positive.min()) if positive.size else None,
+                "max": float(finite.max()) if finite.size else None,
+            },
+        }
+        if binary:
+            nonfinite = nonfinite_cells(values, present)
+            header = json.dumps(
+                {**head, "nonfinite": nonfinite, **tail, "shape": [len(rows), len(firsts)]},
+                allow_nan=False,
+                separators=(",", ":"),
+            ).encode("utf-8")
+            header += b" " * (-(len(BIN_MAGIC) + 4 + len(header)) % 4)
+            grid = np.where(finite_mask, values, np.nan).astype("<f4")
+            raw = BIN_MAGIC + struct.pack("<I", len(header)) + header + grid.tobytes()
+            body = gzip.compress(raw, compresslevel=3, mtime=0)
+        else:
+            cells, nonfinite = encode_grid(values, present)
+            body = _gzip_json({**head, "values": cells, "nonfinite": nonfinite, **tail})
         self._responses.put(key, body, len(body) + 200)
         return body
+
+    @_json_route
+    def _serve_heatmap(self, request):
+        return self._heatmap(request, binary=False)
+
+    @wrappers.Request.application
+    def _serve_heatmap_bin(self, request):
+        try:
+            body = self._heatmap(request, binary=True)
+        except _HttpError as e:
+            return http_util.Respond(request, {"error": str(e)}, _JSON, code=e.code)
+        except Exception as e:  # noqa: BLE001
+            logger.exception("stepsize: %s failed", request.path)
+            return http_util.Respond(
+                request, {"error": f"internal error: {type(e).__name__}: {e}"}, _JSON, code=500
+            )
+        return http_util.Respond(request, body, "application/octet-stream", content_encoding="gzip")
 
     @_json_route
     def _serve_layer(self, request):

@@ -615,3 +615,55 @@ def test_loader_imports_only_base_plugin():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
+
+
+# ------------------------------------------------------------- heatmap.bin
+
+
+def decode_bin(body):
+    import struct
+
+    assert body[:4] == plugin_mod.BIN_MAGIC
+    (length,) = struct.unpack("<I", body[4:8])
+    header = json.loads(body[8 : 8 + length])
+    start = 8 + length
+    assert start % 4 == 0
+    grid = np.frombuffer(body[start:], "<f4").reshape(header["shape"])
+    return header, grid
+
+
+@pytest.mark.parametrize("max_steps", [None, 5])
+def test_heatmap_bin_matches_json(app, loaded, max_steps):
+    client, _ = app
+    data = loaded["run1"]
+    for stat in ("p50", "max", "nonfinite"):
+        params = dict(run="run1", metric="step", stat=stat)
+        if max_steps:
+            params["max_steps"] = max_steps
+        response = client.get(f"{BASE}/heatmap.bin?" + q(**params))
+        assert response.status_code == 200
+        assert response.headers["Content-Type"] == "application/octet-stream"
+        header, grid = decode_bin(response.get_data())
+        out = get_json(client, f"{BASE}/heatmap?" + q(**params))
+        assert {k: v for k, v in header.items() if k != "shape"} == {
+            k: v for k, v in out.items() if k != "values"
+        }
+        assert list(grid.shape) == [len(out["layers"]), len(out["steps"])]
+        for i, row in enumerate(out["values"]):
+            for j, value in enumerate(row):
+                if value is None:
+                    assert np.isnan(grid[i, j])
+                else:
+                    assert grid[i, j] == np.float32(value)
+                    if max_steps is None:  # unpooled: the logged float32 exactly
+                        assert float(grid[i, j]) == data.matrix("step", stat)[i, j]
+
+
+def test_heatmap_bin_errors_are_json(app):
+    client, _ = app
+    for url, code in (
+        ("heatmap.bin?run=run1&metric=step", 400),
+        ("heatmap.bin?run=nope&metric=step&stat=p50", 404),
+        ("heatmap.bin?run=run1&metric=step&stat=p50&max_steps=x", 400),
+    ):
+        assert "error" in get_json(client, f"{BASE}/{url}", code=code)

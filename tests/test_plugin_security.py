@@ -51,11 +51,13 @@ PAYLOADS = [
 
 VALID = {
     "heatmap": {"run": "run1", "metric": "step", "stat": "p50"},
+    "heatmap.bin": {"run": "run1", "metric": "step", "stat": "p50"},
     "layer": {"run": "run1", "layer": "dense/bias", "metric": "step"},
     "histogram": {"run": "run1", "layer": "dense/bias", "metric": "step", "step": "3"},
 }
 STRING_PARAMS = {
     "heatmap": ["run", "metric", "stat", "layer_filter", "max_steps"],
+    "heatmap.bin": ["run", "metric", "stat", "layer_filter", "max_steps"],
     "layer": ["run", "layer", "metric", "max_steps"],
     "histogram": ["run", "layer", "metric", "step"],
 }
@@ -90,7 +92,9 @@ def check(response, data_route):
     body = response.get_data()
     assert SENTINEL.encode() not in body
     assert b"root:" not in body
-    if data_route:
+    if data_route and response.headers["Content-Type"] == "application/octet-stream":
+        assert response.status_code == 200 and body.startswith(plugin_mod.BIN_MAGIC)
+    elif data_route:
         assert response.headers["Content-Type"].startswith("application/json")
         parsed = json.loads(body)
         if response.status_code != 200:
@@ -184,7 +188,11 @@ def test_unicode_names_are_plain_lookups(env, route):
         params["layer"] = odd
     else:
         params["layer_filter"] = "^odd"
-    out = json.loads(check(client.get(f"{BASE}/{route}?" + urlencode(params)), True).get_data())
+    response = check(client.get(f"{BASE}/{route}?" + urlencode(params)), True)
+    assert response.status_code == 200
+    if route == "heatmap.bin":
+        return
+    out = json.loads(response.get_data())
     if route == "heatmap":
         assert out["layers"] == [odd]
     elif route == "layer":

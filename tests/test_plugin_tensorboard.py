@@ -235,6 +235,20 @@ def test_heatmap_equals_load(server, expected):
             )
 
 
+def test_heatmap_bin_equals_load(server, expected):
+    import struct
+
+    response = server.get(BASE + "/heatmap.bin?run=train&metric=step&stat=p95")
+    body = response.content
+    assert body[:4] == plugin_mod.BIN_MAGIC
+    (length,) = struct.unpack("<I", body[4:8])
+    header = json.loads(body[8 : 8 + length])
+    grid = np.frombuffer(body[8 + length :], "<f4").reshape(header["shape"])
+    want = expected.matrix("step", "p95")
+    assert header["layers"] == expected.layers and header["steps"] == expected.steps.tolist()
+    np.testing.assert_array_equal(grid.astype(np.float64), want)
+
+
 def test_layer_and_histogram_equal_load(server, expected):
     for layer in expected.layers:
         for metric in expected.metrics:
