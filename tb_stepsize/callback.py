@@ -12,8 +12,10 @@ class StepSizeCallback(keras.callbacks.Callback):
 
     `callbacks=[StepSizeCallback("logs/run1")]` in `model.fit`.  Keyword
     arguments are those of `StepSizeMonitor`.  The train function is
-    retraced at the start of `fit` (so the hooks are compiled in) and dropped
-    at its end (so a later `fit` without the callback runs no hook).
+    retraced once, at the start of the first `fit` (so the hooks are compiled
+    in); at the end of `fit` the monitor pauses (a later `fit` without the
+    callback records nothing), and a later `fit` with the same callback
+    resumes without retracing.
 
     A subclassed model that is not built before `fit` creates its variables
     in the first train step; recording then starts after that first
@@ -27,9 +29,20 @@ class StepSizeCallback(keras.callbacks.Callback):
         self.every_n_steps = every_n_steps
         self._monitor_kwargs = monitor_kwargs
         self.monitor = None
+        self._hooked_function = None
         self._epoch_step = -1
 
     def on_train_begin(self, logs=None):
+        monitor = self.monitor
+        if (
+            monitor is not None
+            and monitor.attached_to(self.model.optimizer)
+            and self.model.train_function is self._hooked_function
+        ):
+            monitor.resume()  # a later fit with the same compiled step: no retrace
+            return
+        if monitor is not None:
+            monitor.close()
         self.monitor = None
         if self.model.built:
             self._attach()
@@ -51,6 +64,7 @@ class StepSizeCallback(keras.callbacks.Callback):
         )
         if self.monitor.enabled:
             model.make_train_function(force=True)
+            self._hooked_function = model.train_function
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_step = -1
@@ -69,5 +83,9 @@ class StepSizeCallback(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         if self.monitor is not None:
+            self.monitor.pause()
+
+    def close(self):
+        """Stop recording for good and close the event file (also done at exit)."""
+        if self.monitor is not None:
             self.monitor.close()
-            self.model.train_function = None  # its graph holds the (now removed) hooks

@@ -108,6 +108,7 @@ class StepSizeMonitor:
         self._on_error = on_error
         self._flush_secs = flush_secs
         self.enabled = False
+        self._paused = False
         self.host_reads = 0  # buffer pulls, a host/device sync each
         self.logged_steps = 0
         self._writer = None
@@ -218,6 +219,9 @@ class StepSizeMonitor:
                 self._stats[m] = buffer([1], tf.float32, nan)
         self._steps = tf.Variable(tf.fill([k], tf.constant(-1, tf.int64)), trainable=False)
         self._count = tf.Variable(tf.constant(0, tf.int64), trainable=False)
+        # Off while paused or closed: a compiled train step that still carries
+        # the hooks then records nothing.
+        self._active = tf.Variable(True, trainable=False)
 
     def _install(self):
         opt = self._optimizer
@@ -241,7 +245,7 @@ class StepSizeMonitor:
         calls = tf.cast(self._optimizer._iterations, tf.int64) + 1
         k = self._accumulation
         t = calls // k
-        log = tf.logical_and(tf.equal(calls % k, 0), tf.equal((t - 1) % self.every_n_steps, 0))
+        log = self._active & tf.equal(calls % k, 0) & tf.equal((t - 1) % self.every_n_steps, 0)
         slot = tf.cast(self._count % self._capacity, tf.int32)  # the host reads slots in count order
         self._trace = _Trace(log, slot)
 
@@ -352,7 +356,7 @@ class StepSizeMonitor:
         Reads the device buffer only when one of those steps may have been a
         logged update, so unlogged steps cost no host/device sync.
         """
-        if not self.enabled:
+        if not self.enabled or self._paused:
             return
         before, self._calls_host = self._calls_host, self._calls_host + int(n)
         k, n_every = self._accumulation, self.every_n_steps
@@ -399,6 +403,25 @@ class StepSizeMonitor:
             self._writer.flush()
             self._last_flush = time.monotonic()
 
+    def attached_to(self, optimizer):
+        """True while this monitor records `optimizer`'s updates."""
+        inner = getattr(optimizer, "inner_optimizer", optimizer)
+        return self.enabled and inner is self._optimizer
+
+    def pause(self):
+        """Write what is pending and stop recording until `resume()`."""
+        if self.enabled:
+            self.flush()
+            self._active.assign(False)
+            self._paused = True
+
+    def resume(self):
+        """Record again (e.g. the next `fit` with the same compiled step)."""
+        if self.enabled and self._paused:
+            self._calls_host = int(self._optimizer._iterations.numpy())
+            self._active.assign(True)
+            self._paused = False
+
     def flush(self):
         """Write everything logged so far to disk."""
         self.collect()
@@ -409,6 +432,7 @@ class StepSizeMonitor:
         """Write what is pending, close the event file and unhook the optimizer."""
         if self.enabled:
             self.flush()
+            self._active.assign(False)
         self.enabled = False
         self._uninstall()
         if self._writer is not None:

@@ -1,5 +1,6 @@
 """`StepSizeCallback` inside `model.fit`: semantics, interference, errors."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -148,11 +149,22 @@ def test_fit_twice_continues_steps(tmp_path):
     train(model, tmp_path, every_n_steps=4, epochs=1)  # updates 1..6
     model.fit(X, Y, batch_size=16, epochs=1, verbose=0, callbacks=[tb_stepsize.StepSizeCallback(str(tmp_path), every_n_steps=4)])
     assert list(tb_stepsize.load(str(tmp_path)).steps) == [1, 5, 9]
-    # A later fit without the callback runs no hook.
-    inner = model.optimizer
-    assert "update_step" not in vars(inner)
+    # A later fit without the callback records nothing.
     model.fit(X, Y, batch_size=16, epochs=1, verbose=0)
     assert list(tb_stepsize.load(str(tmp_path)).steps) == [1, 5, 9]
+
+
+def test_same_callback_in_repeated_fits_resumes_without_retracing(tmp_path):
+    model = sequential()
+    model.compile(optimizer="adam", loss="mse")
+    callback = tb_stepsize.StepSizeCallback(str(tmp_path), every_n_steps=2)
+    model.fit(X, Y, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
+    traced = model.train_function
+    model.fit(X, Y, batch_size=16, epochs=1, verbose=0)  # not recorded: updates 7..12
+    model.fit(X, Y, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
+    assert model.train_function is traced
+    callback.close()
+    assert list(tb_stepsize.load(str(tmp_path)).steps) == [1, 3, 5, 13, 15, 17]
 
 
 def test_gradient_accumulation_logs_real_updates_only(tmp_path):
@@ -230,3 +242,15 @@ def test_interrupted_fit_keeps_what_was_logged(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert "KeyboardInterrupt" in proc.stderr
     assert list(tb_stepsize.load(str(tmp_path)).steps) == list(range(1, 8))
+
+
+def test_custom_loop_example_runs_and_matches_fit_layout(tmp_path):
+    demo = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "demo", "custom_loop.py")
+    proc = subprocess.run(
+        [sys.executable, demo, "--logdir", str(tmp_path), "--steps", "25"], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = tb_stepsize.load(str(tmp_path))
+    assert list(run.steps) == [1, 11, 21]
+    assert set(run.metrics) >= {"step", "effective_lr", "update_ratio"}
+    assert np.all(run.matrix("step", "p50") > 0)
