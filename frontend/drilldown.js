@@ -422,8 +422,12 @@ export class DrillDown {
     ctx.textBaseline = "top";
     ctx.fillText("0", left + zeroW / 2, plotB + 8);
     if (finite.length) {
-      const lo = finite[0][0];
-      const hi = finite[finite.length - 1][1];
+      // At least two decades wide, so a few bins do not fill the chart.
+      let lo = finite[0][0];
+      let hi = finite[finite.length - 1][1];
+      const widen = Math.sqrt(Math.max(1, 100 / (hi / lo)));
+      lo /= widen;
+      hi *= widen;
       const scale = new LogScale(lo, hi);
       const X = (v) => plotL + scale.t(v) * plotW;
       ctx.fillStyle = th.accent;

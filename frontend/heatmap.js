@@ -96,8 +96,13 @@ export class Grid {
     return KIND_NAMES[kind]; // "nan" | "inf" | "-inf" | "missing"
   }
 
-  // Smallest positive and largest finite value.
+  // Smallest positive and largest finite value (computed once).
   range() {
+    if (!this._range) this._range = this._computeRange();
+    return this._range;
+  }
+
+  _computeRange() {
     let lo = Infinity;
     let hi = -Infinity;
     const { values, kinds } = this;
@@ -215,7 +220,7 @@ export function formatDuration(seconds) {
 
 // Fractional column position of `x` in the increasing sequence `starts`
 // (column j spans [starts[j], starts[j+1])).
-function columnPosition(starts, x) {
+function columnPosition(starts, x, lastEnd) {
   const n = starts.length;
   if (n === 0) return 0;
   if (x <= starts[0]) return 0;
@@ -226,7 +231,10 @@ function columnPosition(starts, x) {
     if (starts[mid] <= x) lo = mid;
     else hi = mid - 1;
   }
-  if (lo === n - 1) return n - 1 + 0.5;
+  if (lo === n - 1) {
+    const span = lastEnd !== undefined ? lastEnd - starts[n - 1] + 1 : 1;
+    return n - 1 + Math.min(1, (x - starts[n - 1]) / span);
+  }
   return lo + (x - starts[lo]) / (starts[lo + 1] - starts[lo] || 1);
 }
 
@@ -337,7 +345,12 @@ export class HeatmapPanel {
 
     // Cells: one pixel per cell in a bitmap, scaled up without smoothing.
     if (rows > 0 && cols > 0) {
-      this.codes = computeCodes(grid, scale);
+      // Codes depend on the data and the scale only; a colour-map change reuses them.
+      if (!(this.codes && this._codesFor === grid && this._codesScale === scale.l0 + "," + scale.l1)) {
+        this.codes = computeCodes(grid, scale);
+        this._codesFor = grid;
+        this._codesScale = scale.l0 + "," + scale.l1;
+      }
       const words = packedLut(cmap);
       this.bitmap.width = cols;
       this.bitmap.height = rows;
@@ -408,9 +421,11 @@ export class HeatmapPanel {
     }
     ctx.textAlign = "center";
     let lastRight = -Infinity;
+    // One logged step per column: ticks at column centres.
+    const single = grid.steps.every((s, j) => s === grid.stepEnds[j]);
     for (const v of ticks) {
-      const pos = columnPosition(starts, v);
-      const x = x0 + pos * this.colW;
+      const pos = columnPosition(starts, v, wall ? undefined : grid.stepEnds[grid.cols - 1]) + (single ? 0.5 : 0);
+      const x = x0 + Math.min(grid.cols, pos) * this.colW;
       const label = wall ? formatDuration(v) : String(v);
       const w = ctx.measureText(label).width;
       ctx.beginPath();
@@ -638,13 +653,13 @@ export function drawLegend(ctx, x, y, width, opts) {
     const w = ctx.measureText(label).width;
     const l = px - w / 2;
     const r = px + w / 2;
-    if (l > lastRight + 4 && placed.every(([a, b]) => r + 4 < a || l > b + 4)) {
+    if (l > lastRight + 4 && placed.every(([a, b]) => r + 8 < a || l > b + 8)) {
       ctx.fillText(label, px, barY + barH + 4);
       lastRight = r;
     }
   }
 
-  if (reference && reference.value >= scale.lo && reference.value <= scale.hi) {
+  if (reference && reference.value >= scale.lo * (1 - 1e-9) && reference.value <= scale.hi * (1 + 1e-9)) {
     const px = Math.round(pos(reference.value)) + 0.5;
     ctx.strokeStyle = th.text;
     ctx.lineWidth = 2;

@@ -586,13 +586,15 @@ class App {
       if (gen !== this.generation) return;
       const t1 = performance.now();
       this.grids = responses.map((r) => Grid.fromResponse(r));
+      const t2 = performance.now();
       this.requestedMaxSteps = maxSteps;
-      this.timings = { fetchMs: t1 - t0, dataArrived: t1 };
+      this.timings = { fetchMs: t1 - t0, dataArrived: t1, convertMs: t2 - t1 };
       this.showStatus("");
       this.draw();
       this.timings.drawnAt = performance.now();
       this.timings.firstHeatmapMs = this.timings.drawnAt - t1;
-      if (st.layer) this.openDrill(st.layer, st.step ? Number(st.step) : null, { keepStep: true });
+      if (st.layer) this.openDrill(st.layer, st.step ? Number(st.step) : null);
+      else this.drill.close();
     } catch (e) {
       if (e.name === "AbortError" || gen !== this.generation) return;
       this.showStatus(e instanceof ApiError ? e.message : String(e), "error");
@@ -640,7 +642,11 @@ class App {
     const filtered = this.grids.map((g) => {
       const rows = [];
       g.layers.forEach((p, i) => filter.test(p) && rows.push(i));
-      return g.subset(rows);
+      if (rows.length === g.rows) return g; // no copy when nothing is filtered out
+      const key = rows.join(",");
+      if (!g._subsets) g._subsets = new Map();
+      if (!g._subsets.has(key)) g._subsets.set(key, g.subset(rows));
+      return g._subsets.get(key);
     });
     const total = this.grids[0] ? this.grids[0].rows : 0;
     this.ui.filterNote.textContent = filter.error
@@ -677,6 +683,13 @@ class App {
     if (lo === Infinity) {
       lo = 1e-8;
       hi = 1;
+    }
+    // Keep a reference level (e.g. 1e-3 for update_ratio) on the scale
+    // when the data is within three decades of it.
+    const ref = (METRICS[st.metric] || {}).reference;
+    if (ref && ref.value >= lo / 1000 && ref.value <= hi * 1000) {
+      lo = Math.min(lo, ref.value);
+      hi = Math.max(hi, ref.value);
     }
     this.autoRange = { lo, hi };
     if (st.range === "fixed") {
@@ -755,7 +768,9 @@ class App {
     const legendW = this.ui.legend.parentElement.clientWidth - 32;
     const legendTitle = ratio
       ? `ratio ${st.run} / ${st.run2} of ${info.label} (${statLabel}); 1 = equal, log\u2081\u2080 colour scale`
-      : `${info.label} (${statLabel} over elements), ${info.unit}; log\u2081\u2080 colour scale`;
+      : st.stat === "value"
+        ? `${info.label} (per layer), ${info.unit}; log\u2081\u2080 colour scale`
+        : `${info.label} (${statLabel} over elements), ${info.unit}; log\u2081\u2080 colour scale`;
     const dpr = window.devicePixelRatio || 1;
     const legendH = 64;
     const c = this.ui.legend;

@@ -1,0 +1,208 @@
+"""Browser benchmark of the Step Sizes dashboard (real Chromium).
+
+    .venv/bin/python bench/bench_browser.py [--layers 20,200,1000] [--columns 2000]
+
+Serves the installed package's static files with synthetic `tags`,
+`heatmap` and `layer` responses (no TensorBoard: this measures the page,
+not the backend), opens the dashboard once per size in Chromium and prints,
+measured with performance.now() in the page:
+
+* first heatmap: from the heatmap JSON having arrived (parsed) to the
+  heatmap, labels, axis and legend drawn -- the median of `--repeat` loads;
+* redraw: a full redraw of the same data (e.g. a colour map change);
+* hover: mean time of one hover update (overlay marks + tooltip, including
+  the layout it forces) over 300 random cells.
+"""
+
+import argparse
+import http.server
+import json
+import math
+import os
+import statistics
+import sys
+import threading
+import urllib.parse
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "browser"))
+
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+
+STATS = ["min", "p01", "p05", "p25", "p50", "p75", "p95", "p99", "max", "mean", "rms", "zero_fraction", "nonfinite"]
+PAGE = b"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"></head><body>
+<script type="module">import("./index.js").then((m) => m.render());</script>
+</body></html>
+"""
+
+
+def layer_names(n):
+    return [f"model/block_{i // 8:03d}/dense_{i % 8}/{'kernel' if i % 2 == 0 else 'bias'}" for i in range(n)]
+
+
+def make_heatmap(run, n_layers, n_cols, max_steps):
+    rng = np.random.default_rng(n_layers)
+    group = 1 if max_steps >= n_cols else math.ceil(n_cols / max_steps)
+    cols = math.ceil(n_cols / group)
+    base = 10 ** rng.uniform(-6, -3, size=(n_layers, 1))
+    warm = np.minimum(1, (np.arange(cols) + 1) / (cols * 0.1))[None, :]
+    values = base * warm * np.exp(rng.normal(0, 0.3, size=(n_layers, cols)))
+    cells = values.astype(np.float32).astype(float).round(12).tolist()
+    nonfinite = []
+    for i in range(0, n_layers, 37):
+        j = (i * 13) % cols
+        cells[i][j] = None
+        nonfinite.append([i, j, "nan"])
+    for i in range(5, n_layers, 41):
+        cells[i][(i * 7) % cols] = 0.0
+    steps = list(range(0, n_cols, group))
+    return {
+        "run": run,
+        "metric": "step",
+        "stat": "p50",
+        "layers": layer_names(n_layers),
+        "steps": steps,
+        "step_ends": [min(s + group - 1, n_cols - 1) for s in steps],
+        "wall_times": [1000.0 + 0.5 * s for s in steps],
+        "values": cells,
+        "nonfinite": nonfinite,
+        "pooling": "mean",
+        "range": {"min_positive": float(values.min()), "max": float(values.max())},
+    }
+
+
+def make_layer(run, layer, n_cols, max_steps):
+    group = 1 if max_steps >= n_cols else math.ceil(n_cols / max_steps)
+    steps = list(range(0, n_cols, group))
+    factors = [0.01, 0.05, 0.2, 0.5, 1, 2, 5, 8, 20, 1.3, 2, 0.0, 0.0]
+    return {
+        "run": run,
+        "layer": layer,
+        "metric": "step",
+        "stats": STATS,
+        "steps": steps,
+        "step_ends": [min(s + group - 1, n_cols - 1) for s in steps],
+        "values": [[1e-4 * f for f in factors] for _ in steps],
+        "nonfinite": [],
+        "histogram_steps": [],
+    }
+
+
+def serve(static_dir, sizes, n_cols):
+    runs = {f"bench_{n}": n for n in sizes}
+    cache = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def send(self, body, ctype, code=200):
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            try:
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the page went away (a closed tab's lazy requests)
+
+        def do_GET(self):
+            url = urllib.parse.urlparse(self.path)
+            q = {k: v[0] for k, v in urllib.parse.parse_qs(url.query).items()}
+            name = url.path.rsplit("/", 1)[-1]
+            if name == "page.html":
+                return self.send(PAGE, "text/html")
+            if name.endswith((".js", ".css")):
+                with open(os.path.join(static_dir, name), "rb") as f:
+                    return self.send(f.read(), "text/javascript" if name.endswith(".js") else "text/css")
+            if name == "tags":
+                body = {
+                    run: {
+                        "layers": layer_names(n),
+                        "layer_info": [{"path": p, "shape": [64, 64], "dtype": "float32"} for p in layer_names(n)],
+                        "metrics": ["step"],
+                        "stats": {"step": STATS},
+                        "max_step": n_cols - 1,
+                        "num_steps": n_cols,
+                        "optimizer": "Adam",
+                        "problems": [],
+                    }
+                    for run, n in runs.items()
+                }
+                return self.send(json.dumps(body).encode(), "application/json")
+            if name == "heatmap":
+                key = (q["run"], int(q.get("max_steps", n_cols)))
+                if key not in cache:
+                    cache[key] = json.dumps(make_heatmap(q["run"], runs[q["run"]], n_cols, key[1])).encode()
+                return self.send(cache[key], "application/json")
+            if name == "layer":
+                body = make_layer(q["run"], q["layer"], n_cols, int(q.get("max_steps", n_cols)))
+                return self.send(json.dumps(body).encode(), "application/json")
+            return self.send(b'{"error": "not found"}', "application/json", 404)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--layers", default="20,200,1000")
+    parser.add_argument("--columns", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--hovers", type=int, default=300)
+    args = parser.parse_args()
+    sizes = [int(x) for x in args.layers.split(",")]
+
+    import tb_stepsize
+
+    static_dir = os.path.join(os.path.dirname(tb_stepsize.__file__), "static")
+    server = serve(static_dir, sizes, args.columns)
+    base = f"http://127.0.0.1:{server.server_address[1]}/data/plugin/stepsize/page.html"
+
+    from playwright.sync_api import sync_playwright
+
+    # Wide enough that 2,000 columns get a pixel each (no pooling).
+    viewport = {"width": args.columns + 700, "height": 1000}
+    print(f"Chromium {CHROMIUM}; viewport {viewport['width']}x{viewport['height']}, device pixel ratio 1")
+    print(f"{'layers':>7} {'columns':>8} {'first heatmap ms':>17} {'redraw ms':>10} {'hover ms (mean)':>16} {'hover p95':>10}")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        for n in sizes:
+            firsts, cols = [], None
+            for _ in range(args.repeat):
+                page = browser.new_page(viewport=viewport)
+                page.goto(f"{base}#run=bench_{n}")
+                page.wait_for_function("window.__stepsize && window.__stepsize.drawCount > 0", timeout=120000)
+                t = page.evaluate("window.__stepsize.timings")
+                firsts.append(t["firstHeatmapMs"])
+                panel = page.evaluate("window.__stepsize.panel(0)")
+                cols = panel["cols"]
+                if len(firsts) < args.repeat:
+                    page.close()
+            redraw = statistics.median(page.evaluate("window.__stepsize.redraw()") for _ in range(3))
+            hovers = page.evaluate(
+                """([rows, cols, n]) => {
+                  const out = [];
+                  let seed = 1;
+                  const rnd = (k) => { seed = (seed * 16807) % 2147483647; return seed % k; };
+                  for (let i = 0; i < n; i++) out.push(window.__stepsize.hover(0, rnd(rows), rnd(cols)));
+                  return out;
+                }""",
+                [panel["rows"], cols, args.hovers],
+            )
+            page.close()
+            hovers.sort()
+            print(
+                f"{n:>7} {cols:>8} {statistics.median(firsts):>17.1f} {redraw:>10.1f} "
+                f"{statistics.mean(hovers):>16.2f} {hovers[int(0.95 * len(hovers))]:>10.2f}"
+            )
+        browser.close()
+    server.shutdown()
+
+
+if __name__ == "__main__":
+    main()
