@@ -1,12 +1,23 @@
 """Reductions that run on the device, inside the compiled train step.
 
-A logged step turns each watched variable's elementwise metric (|Δw|, the
-effective learning rate, ...) into a handful of numbers: exact min, max,
-mean and rms, seven quantiles and a half-octave histogram.  Nothing is
-sorted: quantiles come from a fine histogram built on the float's bit
-pattern (64 linear bins per octave), so the cost is two passes of integer
-ops and one bincount per metric, and a quantile is within 0.8% of the
-numpy value (linear interpolation between order statistics).
+Each elementwise metric (|Δw|, the effective learning rate, ...) of a logged
+update becomes, per variable: exact min, max, mean and rms, seven quantiles
+and a half-octave histogram.  Nothing is sorted.  Quantiles come from two
+histograms built on the float's bit pattern:
+
+1. the half-octave histogram (which is also stored) locates each quantile's
+   rank in a power-of-two range [2^e, 2^(e+1));
+2. a second pass counts only the elements in those (at most 14) ranges in
+   64 linear sub-bins, and the quantile is the mid-point of its sub-bin.
+
+A sub-bin is at most 1/64 of the value, so a quantile is within 0.8% of the
+numpy value (linear interpolation between order statistics), and both
+passes are a few integer ops and one small bincount per element.
+
+Everything is vectorised over *segments*: many small variables concatenated
+into one vector are reduced by the same ops (one op sequence per step, not
+per variable), and a big variable is reduced chunk by chunk, accumulating
+`Partials`, so the temporaries stay small.
 """
 
 import tensorflow as tf
@@ -14,11 +25,13 @@ import tensorflow as tf
 from tb_stepsize import metadata
 
 _INF_BITS = 0x7F800000
+_MANTISSA = 0x7FFFFF
 _SQRT2_MANTISSA = 0x3504F3  # mantissa bits of float32(sqrt(2))
-_FINE_SHIFT = 17  # keep the exponent and the top 6 mantissa bits
-_FINE_FINITE = (_INF_BITS >> _FINE_SHIFT) + 1  # fine bins 0..16320 hold finite values
-_FINE_BINS = (0x7FFFFFFF >> _FINE_SHIFT) + 2
-_QUANTILE_QS = tf.constant([q for _, q in metadata.QUANTILES], tf.float64)
+_EXPONENTS = 255  # finite biased exponents 0..254
+_SUB = 64  # sub-bins per power of two in the second pass
+_Q = tf.constant([q for _, q in metadata.QUANTILES], tf.float64)
+_NQ = len(metadata.QUANTILES)
+_RANKS = 2 * _NQ  # the lower and upper order statistic of each quantile
 
 # Columns computed here; zero_fraction and nonfinite come from the histogram.
 DEVICE_STATS = metadata.ELEMENT_STATS[:-2]
@@ -31,49 +44,153 @@ def _bincount(indices, size):
     )
 
 
-def _fine_bin_value(b):
-    """Midpoint of fine bin `b` (0 is exact zero)."""
-    lo = tf.bitcast(tf.bitwise.left_shift(tf.maximum(b - 1, 0), _FINE_SHIFT), tf.float32)
-    hi = tf.bitcast(tf.bitwise.left_shift(b, _FINE_SHIFT), tf.float32)
-    return tf.where(b == 0, 0.0, lo + (hi - lo) * 0.5)
+def _bits(x):
+    """Bit patterns of |x| as int32; order-preserving for non-negative floats."""
+    return tf.bitwise.bitwise_and(tf.bitcast(tf.reshape(tf.cast(x, tf.float32), [-1]), tf.int32), 0x7FFFFFFF)
 
 
-def elementwise_stats(x):
-    """Statistics of a non-negative float32 tensor `x`.
+class Partials:
+    """Mergeable per-segment summaries of one metric: the first pass."""
 
-    Returns `(stats, hist)`: float32 `[len(DEVICE_STATS)]` over the finite
-    elements (NaN where there are none) and int32 `[HIST_BINS]` counts.
-    """
-    bits = tf.bitwise.bitwise_and(tf.bitcast(tf.reshape(x, [-1]), tf.int32), 0x7FFFFFFF)
-    finite = bits < _INF_BITS
-    fine = _bincount(tf.where(bits == 0, 0, tf.bitwise.right_shift(bits, _FINE_SHIFT) + 1), _FINE_BINS)
-    cum = tf.cumsum(fine[:_FINE_FINITE])
-    n = cum[-1]
-    n_f = tf.cast(n, tf.float32)
+    FIELDS = ("min_bits", "max_bits", "total", "total_sq", "hist")
 
-    min_v = tf.bitcast(tf.reduce_min(tf.where(finite, bits, _INF_BITS)), tf.float32)
-    max_v = tf.bitcast(tf.reduce_max(tf.where(finite, bits, 0)), tf.float32)
-    xf = tf.bitcast(tf.where(finite, bits, 0), tf.float32)
-    mean = tf.reduce_sum(xf) / n_f
-    rms = tf.sqrt(tf.reduce_sum(tf.square(xf)) / n_f)
+    def __init__(self, min_bits, max_bits, total, total_sq, hist):
+        self.min_bits, self.max_bits = min_bits, max_bits
+        self.total, self.total_sq, self.hist = total, total_sq, hist
 
-    pos = _QUANTILE_QS * tf.cast(tf.maximum(n - 1, 0), tf.float64)
-    lo_rank, hi_rank = tf.floor(pos), tf.math.ceil(pos)
-    ranks = tf.cast(tf.concat([lo_rank, hi_rank], 0), tf.int32)
-    # Bin of the element of rank r = number of bins whose cumulative count <= r.
-    bins = tf.reduce_sum(tf.cast(cum[tf.newaxis, :] <= ranks[:, tf.newaxis], tf.int32), 1)
-    values = tf.clip_by_value(_fine_bin_value(bins), min_v, max_v)
-    k = len(metadata.QUANTILES)
-    frac = tf.cast(pos - lo_rank, tf.float32)
-    quantiles = values[:k] + frac * (values[k:] - values[:k])
+    @classmethod
+    def empty(cls, segments):
+        return cls(
+            tf.fill([segments], _INF_BITS),
+            tf.zeros([segments], tf.int32),
+            tf.zeros([segments], tf.float32),
+            tf.zeros([segments], tf.float32),
+            tf.zeros([segments, metadata.HIST_BINS], tf.int32),
+        )
 
-    stats = tf.concat([[min_v], quantiles, [max_v, mean, rms]], 0)
-    stats = tf.where(n > 0, stats, float("nan"))
+    @classmethod
+    def of(cls, x, segment_ids=None, segments=1):
+        """First pass over `x`; `segment_ids=None` means one segment (plain reductions)."""
+        bits = _bits(x)
+        finite = bits < _INF_BITS
+        xf = tf.bitcast(tf.where(finite, bits, 0), tf.float32)
+        exponent = tf.bitwise.right_shift(bits, 23)
+        upper_half = tf.cast(tf.bitwise.bitwise_and(bits, _MANTISSA) >= _SQRT2_MANTISSA, tf.int32)
+        coarse = tf.where(bits == 0, 0, 1 + 2 * exponent + upper_half)
+        low, high = tf.where(finite, bits, _INF_BITS), tf.where(finite, bits, 0)
+        if segment_ids is None:
+            return cls(
+                tf.reduce_min(low, keepdims=True),
+                tf.reduce_max(high, keepdims=True),
+                tf.reduce_sum(xf, keepdims=True),
+                tf.reduce_sum(tf.square(xf), keepdims=True),
+                _bincount(coarse, metadata.HIST_BINS)[tf.newaxis],
+            )
+        return cls(
+            tf.math.unsorted_segment_min(low, segment_ids, segments),
+            tf.math.unsorted_segment_max(high, segment_ids, segments),
+            tf.math.unsorted_segment_sum(xf, segment_ids, segments),
+            tf.math.unsorted_segment_sum(tf.square(xf), segment_ids, segments),
+            tf.reshape(
+                _bincount(segment_ids * metadata.HIST_BINS + coarse, segments * metadata.HIST_BINS),
+                [segments, metadata.HIST_BINS],
+            ),
+        )
 
+    def merge(self, other):
+        return Partials(
+            tf.minimum(self.min_bits, other.min_bits),
+            tf.maximum(self.max_bits, other.max_bits),
+            self.total + other.total,
+            self.total_sq + other.total_sq,
+            self.hist + other.hist,
+        )
+
+    def as_tuple(self):
+        return tuple(getattr(self, f) for f in self.FIELDS)
+
+
+class QuantileTargets:
+    """Where each quantile's order statistics lie, from the first pass."""
+
+    def __init__(self, partials):
+        hist = partials.hist
+        segments = tf.shape(hist)[0]
+        finite = hist[:, : metadata.HIST_FINITE_BINS + 1]
+        # Counts of exact zeros, then of each biased exponent (two half-octaves each).
+        per_exponent = tf.reduce_sum(tf.reshape(finite[:, 1:], [segments, _EXPONENTS, 2]), 2)
+        cum = tf.cumsum(tf.concat([finite[:, :1], per_exponent], 1), axis=1)  # [G, 256]
+        self.n = cum[:, -1]
+        pos = _Q[tf.newaxis, :] * tf.cast(tf.maximum(self.n - 1, 0), tf.float64)[:, tf.newaxis]
+        self.frac = tf.cast(pos - tf.floor(pos), tf.float32)
+        ranks = tf.cast(tf.concat([tf.floor(pos), tf.math.ceil(pos)], 1), tf.int32)  # [G, 14]
+        # Position in `cum` of each rank: 0 = zero, e + 1 = exponent e.
+        where = tf.reduce_sum(tf.cast(cum[:, tf.newaxis, :] <= ranks[:, :, tf.newaxis], tf.int32), 2)
+        self.is_zero = where == 0
+        self.exponent = tf.maximum(where - 1, 0)
+        below = tf.gather(cum, tf.maximum(where - 1, 0), batch_dims=1)
+        self.rank_in_exponent = ranks - tf.where(self.is_zero, 0, below)
+        # Exponent -> slot (first rank with that exponent) for the second pass; -1 elsewhere.
+        same = tf.equal(self.exponent[:, :, tf.newaxis], self.exponent[:, tf.newaxis, :]) & ~self.is_zero[:, tf.newaxis, :]
+        self.slot = tf.cast(tf.argmax(tf.cast(same, tf.int32), axis=2), tf.int32)  # [G, 14]
+        table = tf.fill([segments, 256], -1)
+        g = tf.broadcast_to(tf.range(segments)[:, tf.newaxis], [segments, _RANKS])
+        index = tf.stack([g, self.exponent], 2)
+        self.table = tf.reshape(
+            tf.tensor_scatter_nd_update(table, tf.reshape(index, [-1, 2]), tf.reshape(tf.where(self.is_zero, -1, self.slot), [-1])),
+            [-1],
+        )  # [G * 256]
+
+
+def fine_counts(x, targets, segment_ids=None, segments=1):
+    """Second pass: 64 sub-bins of each target exponent, `[G, 14, 64]`."""
+    bits = _bits(x)
     exponent = tf.bitwise.right_shift(bits, 23)
-    upper_half = tf.cast(tf.bitwise.bitwise_and(bits, 0x7FFFFF) >= _SQRT2_MANTISSA, tf.int32)
-    hist = _bincount(tf.where(bits == 0, 0, 1 + 2 * exponent + upper_half), metadata.HIST_BINS)
-    return stats, hist
+    if segment_ids is None:
+        slot = tf.gather(targets.table, exponent)
+        base = slot
+    else:
+        slot = tf.gather(targets.table, segment_ids * 256 + exponent)
+        base = segment_ids * _RANKS + slot
+    sub = tf.bitwise.right_shift(tf.bitwise.bitwise_and(bits, _MANTISSA), 23 - 6)
+    outside = segments * _RANKS * _SUB
+    index = tf.where((slot >= 0) & (bits != 0) & (bits < _INF_BITS), base * _SUB + sub, outside)
+    return tf.reshape(_bincount(index, outside + 1)[:-1], [segments, _RANKS, _SUB])
+
+
+def finish(partials, targets, fine):
+    """`[G, len(DEVICE_STATS)]` float32 statistics (NaN where a segment has no finite value)."""
+    n = targets.n
+    n_f = tf.cast(n, tf.float32)
+    min_v = tf.bitcast(partials.min_bits, tf.float32)
+    max_v = tf.bitcast(partials.max_bits, tf.float32)
+    rows = tf.gather(fine, targets.slot, batch_dims=1)  # [G, 14, 64]: each rank's exponent
+    cum = tf.cumsum(rows, axis=2)
+    sub = tf.reduce_sum(tf.cast(cum <= targets.rank_in_exponent[:, :, tf.newaxis], tf.int32), 2)
+    low = tf.bitwise.bitwise_or(tf.bitwise.left_shift(targets.exponent, 23), tf.bitwise.left_shift(sub, 23 - 6))
+    lo = tf.bitcast(low, tf.float32)
+    hi = tf.bitcast(low + (1 << (23 - 6)), tf.float32)
+    values = tf.where(targets.is_zero, 0.0, lo + (hi - lo) * 0.5)
+    values = tf.clip_by_value(values, min_v[:, tf.newaxis], max_v[:, tf.newaxis])
+    quantiles = values[:, :_NQ] + targets.frac * (values[:, _NQ:] - values[:, :_NQ])
+    stats = tf.concat(
+        [
+            min_v[:, tf.newaxis],
+            quantiles,
+            max_v[:, tf.newaxis],
+            (partials.total / n_f)[:, tf.newaxis],
+            tf.sqrt(partials.total_sq / n_f)[:, tf.newaxis],
+        ],
+        1,
+    )
+    return tf.where((n > 0)[:, tf.newaxis], stats, float("nan"))
+
+
+def elementwise_stats(x, segment_ids=None, segments=1):
+    """Statistics of `|x|` in one go: `(stats [G, S], hist [G, HIST_BINS])`."""
+    partials = Partials.of(x, segment_ids, segments)
+    targets = QuantileTargets(partials)
+    return finish(partials, targets, fine_counts(x, targets, segment_ids, segments)), partials.hist
 
 
 def rms(x):

@@ -21,7 +21,6 @@ Hooks (instance attributes, removed by `close()`):
 """
 
 import atexit
-import math
 import os
 import re
 import tempfile
@@ -33,7 +32,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tb_stepsize import device_stats, metadata, optimizer_rules
+from tb_stepsize import optimizer_rules
+from tb_stepsize.reduction import Reducer
 from tb_stepsize.summary import StepWriter
 
 _HOOKS = ("_backend_apply_gradients", "_apply_weight_decay", "update_step")
@@ -167,27 +167,20 @@ class StepSizeMonitor:
             )
         self._keras_vars = {inner._var_key(v): v for v in watched}
         self._rows = {key: row for row, key in enumerate(self._keras_vars)}
-        self._sizes = [max(1, int(np.prod(v.shape))) for v in watched]
         self.layers = [
             {"path": v.path, "shape": [int(d) for d in v.shape], "dtype": str(v.dtype)}
             for v in watched
         ]
-        self.metrics = ["step", "update_ratio"]
-        if self._rule is not None:
-            self.metrics = [
-                "step",
-                "effective_lr",
-                "intended_step",
-                "update_ratio",
-                "lost_fraction",
-                "second_moment_rms",
-            ]
         self._accumulation = int(inner.gradient_accumulation_steps or 1)
         self._capacity = int(max_pending or 2)
-        self._make_buffers(len(watched))
+        self._reducer = Reducer(watched, inner, self._rule, self._capacity)
+        self.metrics = self._reducer.metrics
+        # Off while paused or closed: a compiled train step that still carries
+        # the hooks then records nothing.
+        self._active = tf.Variable(True, trainable=False)
 
         self._calls_host = int(inner._iterations.numpy())  # predicted calls, for pulls
-        self._seen = int(self._count.numpy())
+        self._seen = 0
         self._last_flush = time.monotonic()
         self._writer = StepWriter(
             log_dir,
@@ -201,27 +194,6 @@ class StepSizeMonitor:
         inner._tb_stepsize_monitor = weakref.ref(self)
         atexit.register(self.close)
         self.enabled = True
-
-    def _make_buffers(self, n_rows):
-        k = self._capacity
-
-        def buffer(shape, dtype, fill):
-            return tf.Variable(tf.fill([k, n_rows, *shape], tf.constant(fill, dtype)), trainable=False)
-
-        nan = float("nan")
-        self._stats = {}
-        self._hists = {}
-        for m in self.metrics:
-            if metadata.METRICS[m][0]:
-                self._stats[m] = buffer([len(device_stats.DEVICE_STATS)], tf.float32, nan)
-                self._hists[m] = buffer([metadata.HIST_BINS], tf.int32, 0)
-            else:
-                self._stats[m] = buffer([1], tf.float32, nan)
-        self._steps = tf.Variable(tf.fill([k], tf.constant(-1, tf.int64)), trainable=False)
-        self._count = tf.Variable(tf.constant(0, tf.int64), trainable=False)
-        # Off while paused or closed: a compiled train step that still carries
-        # the hooks then records nothing.
-        self._active = tf.Variable(True, trainable=False)
 
     def _install(self):
         opt = self._optimizer
@@ -246,29 +218,26 @@ class StepSizeMonitor:
         k = self._accumulation
         t = calls // k
         log = self._active & tf.equal(calls % k, 0) & tf.equal((t - 1) % self.every_n_steps, 0)
-        slot = tf.cast(self._count % self._capacity, tf.int32)  # the host reads slots in count order
+        reducer = self._reducer
+        slot = tf.cast(reducer.count % self._capacity, tf.int32)  # the host reads slots in count order
         self._trace = _Trace(log, slot)
 
-        def clear():
-            for buf in self._stats.values():
-                buf[slot].assign(tf.fill(buf.shape[1:], float("nan")))
-            for buf in self._hists.values():
-                buf[slot].assign(tf.zeros(buf.shape[1:], tf.int32))
+        def begin():
+            reducer.begin(slot)
             return tf.constant(0)
 
-        tf.cond(log, clear, lambda: tf.constant(0))
+        tf.cond(log, begin, lambda: tf.constant(0))
         try:
             self._originals["_backend_apply_gradients"](grads, trainable_variables)
         finally:
             chain, self._trace = self._trace.chain, None
 
-        def publish():
+        def end():
             with tf.control_dependencies(chain):
-                self._steps[slot].assign(t)
-                self._count.assign_add(1)
+                reducer.end(slot, t)
             return tf.constant(0)
 
-        tf.cond(log, publish, lambda: tf.constant(0))
+        tf.cond(log, end, lambda: tf.constant(0))
 
     def _hook_weight_decay(self, variables):
         trace = self._trace
@@ -307,47 +276,16 @@ class StepSizeMonitor:
             before = variable.read_value()
             update()
             after = variable.read_value()
-            self._record(row, trace.slot, before, after, gradient, variable, learning_rate, decayed)
+            grad = tf.cast(tf.cast(tf.convert_to_tensor(gradient), variable.dtype), tf.float32)
+            decay = None
+            if decayed is not None and opt._use_weight_decay(decayed):
+                decay = tf.cast(opt.weight_decay, tf.float32) * tf.cast(learning_rate, tf.float32)
+            self._reducer.record(row, trace.slot, before, after, grad, variable, learning_rate, decay)
             return tf.constant(0)
 
         with tf.control_dependencies(trace.chain):
             done = tf.cond(trace.log, logged, plain)
         trace.chain = [done]
-
-    def _record(self, row, slot, before, after, gradient, variable, learning_rate, decayed):
-        """Reduce one variable's logged update into its buffer rows."""
-        old = tf.cast(before, tf.float32)
-        delta = old - tf.cast(after, tf.float32)
-        applied = tf.abs(delta)
-        self._put("step", row, slot, applied)
-        old_rms = device_stats.rms(old)
-        ratio = device_stats.rms(delta) / old_rms
-        self._stats["update_ratio"][slot, row].assign(
-            [tf.where(old_rms > 0, ratio, float("nan"))]
-        )
-        if self._rule is None:
-            return
-        opt = self._optimizer
-        grad = tf.cast(tf.cast(tf.convert_to_tensor(gradient), variable.dtype), tf.float32)
-        parts = self._rule(opt, variable, grad, learning_rate)
-        update = parts["update"]
-        if decayed is not None and opt._use_weight_decay(decayed):
-            lr = tf.cast(learning_rate, tf.float32)
-            update = update + old * tf.cast(opt.weight_decay, tf.float32) * lr
-        intended = tf.abs(update)
-        self._put("effective_lr", row, slot, parts["effective_lr"])
-        self._put("intended_step", row, slot, intended)
-        n = float(self._sizes[row])
-        lost = tf.reduce_sum(tf.cast((intended != 0) & (applied == 0), tf.float32)) / n
-        self._stats["lost_fraction"][slot, row].assign([lost])
-        self._stats["second_moment_rms"][slot, row].assign(
-            [device_stats.rms(parts["normalized_grad"])]
-        )
-
-    def _put(self, metric, row, slot, values):
-        stats, hist = device_stats.elementwise_stats(values)
-        self._stats[metric][slot, row].assign(stats)
-        self._hists[metric][slot, row].assign(hist)
 
     # ------------------------------------------------------------- host side
     def after_steps(self, n=1):
@@ -374,7 +312,8 @@ class StepSizeMonitor:
             self._fail(f"writing step sizes failed: {type(e).__name__}: {e}")
 
     def _collect(self):
-        count = int(self._count.numpy())
+        reducer = self._reducer
+        count = int(reducer.count.numpy())
         self.host_reads += 1
         new = count - self._seen
         if new <= 0:
@@ -385,9 +324,9 @@ class StepSizeMonitor:
                 "before they were read; call after_steps() more often or raise max_pending.",
                 stacklevel=3,
             )
-        stats = {m: b.numpy() for m, b in self._stats.items()}
-        hists = {m: b.numpy() for m, b in self._hists.items()}
-        steps = self._steps.numpy()
+        stats = {m: b.numpy() for m, b in reducer.stats.items()}
+        hists = {m: b.numpy() for m, b in reducer.hists.items()}
+        steps = reducer.steps.numpy()
         slots = [i % self._capacity for i in range(max(self._seen, count - self._capacity), count)]
         for slot in sorted(slots, key=lambda s: steps[s]):
             out = {}

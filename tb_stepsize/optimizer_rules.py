@@ -1,9 +1,11 @@
 """What the Adam family computes for one variable, rebuilt from its state.
 
-Called right after Keras' own `update_step` for a variable, so the slots
+Evaluated right after Keras' own `update_step` for a variable, so the slots
 hold m_t, v_t (and Nadam's u-product) of this step and `optimizer.iterations`
 is still t - 1.  Each rule mirrors its optimizer's Keras 3 `update_step`
-operation for operation, in float32, and returns
+operation for operation, in float32, in two parts: `prepare` returns the
+per-step scalars and the slot tensors; `elementwise` maps (slices of) the
+slots and the gradient to
 
 * `effective_lr`: the per-parameter factor the first moment is multiplied by,
 * `update`: the signed step before it is rounded into the weight (without
@@ -14,7 +16,7 @@ operation for operation, in float32, and returns
 Formulas (t = iterations + 1, lr the learning rate at t):
 
 * Adam, AdamW, AMSGrad: alpha = lr * sqrt(1 - b2^t) / (1 - b1^t);
-  effective_lr = alpha / (sqrt(v_t) + eps) (AMSGrad: max of v over time);
+  effective_lr = alpha / (sqrt(v_t) + eps) (AMSGrad: the running max of v);
   update = m_t * alpha / (sqrt(v_t) + eps).
 * Nadam: effective_lr = lr / (sqrt(v_t / (1 - b2^t)) + eps);
   update = m_hat_t * effective_lr with Keras' momentum-schedule m_hat_t.
@@ -22,80 +24,104 @@ Formulas (t = iterations + 1, lr the learning rate at t):
   update = m_t * effective_lr; normalized_grad = g_t / u_t.
 """
 
+import collections
+
 import keras
 import tensorflow as tf
+
+Rule = collections.namedtuple("Rule", ["prepare", "elementwise"])
 
 
 def _f32(x):
     return tf.cast(x, tf.float32)
 
 
-def _common(optimizer, variable, learning_rate):
-    index = optimizer._get_variable_index(variable)
-    t = _f32(optimizer.iterations + 1)
-    return index, t, _f32(learning_rate)
+def _step(optimizer):
+    return _f32(optimizer.iterations + 1)
 
 
 def _safe_ratio(g, denom_sq):
-    return tf.where(denom_sq > 0, g / tf.sqrt(tf.where(denom_sq > 0, denom_sq, 1.0)), 0.0)
+    positive = denom_sq > 0
+    return tf.where(positive, g / tf.sqrt(tf.where(positive, denom_sq, 1.0)), 0.0)
 
 
-def adam(optimizer, variable, gradient, learning_rate):
-    index, t, lr = _common(optimizer, variable, learning_rate)
-    m = _f32(optimizer._momentums[index])
-    v = _f32((optimizer._velocity_hats if optimizer.amsgrad else optimizer._velocities)[index])
-    beta_2_power = tf.pow(tf.constant(optimizer.beta_2, tf.float32), t)
+def _adam_prepare(optimizer, variable, learning_rate):
+    index = optimizer._get_variable_index(variable)
+    t = _step(optimizer)
     beta_1_power = tf.pow(tf.constant(optimizer.beta_1, tf.float32), t)
-    alpha = lr * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
-    denom = tf.sqrt(v) + optimizer.epsilon
+    beta_2_power = tf.pow(tf.constant(optimizer.beta_2, tf.float32), t)
+    alpha = _f32(learning_rate) * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+    v = (optimizer._velocity_hats if optimizer.amsgrad else optimizer._velocities)[index]
+    scalars = {"alpha": alpha, "v_correction": 1 - beta_2_power, "epsilon": optimizer.epsilon}
+    return scalars, {"m": optimizer._momentums[index], "v": v}
+
+
+def _adam_elementwise(s, a, g):
+    m, v = _f32(a["m"]), _f32(a["v"])
+    denom = tf.sqrt(v) + s["epsilon"]
     return {
-        "effective_lr": alpha / denom,
-        "update": (m * alpha) / denom,
-        "normalized_grad": _safe_ratio(_f32(gradient), v / (1 - beta_2_power)),
+        "effective_lr": s["alpha"] / denom,
+        "update": (m * s["alpha"]) / denom,
+        "normalized_grad": _safe_ratio(g, v / s["v_correction"]),
     }
 
 
-def nadam(optimizer, variable, gradient, learning_rate):
-    index, t, lr = _common(optimizer, variable, learning_rate)
-    g = _f32(gradient)
+def _nadam_prepare(optimizer, variable, learning_rate):
+    index = optimizer._get_variable_index(variable)
+    t = _step(optimizer)
     beta_1 = tf.constant(optimizer.beta_1, tf.float32)
-    beta_2 = tf.constant(optimizer.beta_2, tf.float32)
     decay = tf.constant(0.96, tf.float32)
     u_t = beta_1 * (1.0 - 0.5 * tf.pow(decay, t))
     u_t_1 = beta_1 * (1.0 - 0.5 * tf.pow(decay, t + 1))
     u_product_t = _f32(optimizer._u_product)
-    u_product_t_1 = u_product_t * u_t_1
-    m = _f32(optimizer._momentums[index])
-    v_hat = _f32(optimizer._velocities[index]) / (1 - tf.pow(beta_2, t))
-    m_hat = (u_t_1 * m) / (1 - u_product_t_1) + ((1 - u_t) * g) / (1 - u_product_t)
-    denom = tf.sqrt(v_hat) + optimizer.epsilon
+    scalars = {
+        "lr": _f32(learning_rate),
+        "u_t": u_t,
+        "u_t_1": u_t_1,
+        "u_product_t": u_product_t,
+        "u_product_t_1": u_product_t * u_t_1,
+        "v_correction": 1 - tf.pow(tf.constant(optimizer.beta_2, tf.float32), t),
+        "epsilon": optimizer.epsilon,
+    }
+    return scalars, {"m": optimizer._momentums[index], "v": optimizer._velocities[index]}
+
+
+def _nadam_elementwise(s, a, g):
+    m, v_hat = _f32(a["m"]), _f32(a["v"]) / s["v_correction"]
+    m_hat = (s["u_t_1"] * m) / (1 - s["u_product_t_1"]) + ((1 - s["u_t"]) * g) / (1 - s["u_product_t"])
+    denom = tf.sqrt(v_hat) + s["epsilon"]
     return {
-        "effective_lr": lr / denom,
-        "update": (m_hat * lr) / denom,
+        "effective_lr": s["lr"] / denom,
+        "update": (m_hat * s["lr"]) / denom,
         "normalized_grad": _safe_ratio(g, v_hat),
     }
 
 
-def adamax(optimizer, variable, gradient, learning_rate):
-    index, t, lr = _common(optimizer, variable, learning_rate)
-    m = _f32(optimizer._m[index])
-    u = _f32(optimizer._u[index])
-    beta_1_power = tf.pow(tf.constant(optimizer.beta_1, tf.float32), t)
-    denom = (1 - beta_1_power) * (u + optimizer.epsilon)
+def _adamax_prepare(optimizer, variable, learning_rate):
+    index = optimizer._get_variable_index(variable)
+    beta_1_power = tf.pow(tf.constant(optimizer.beta_1, tf.float32), _step(optimizer))
+    scalars = {"lr": _f32(learning_rate), "correction": 1 - beta_1_power, "epsilon": optimizer.epsilon}
+    return scalars, {"m": optimizer._m[index], "u": optimizer._u[index]}
+
+
+def _adamax_elementwise(s, a, g):
+    m, u = _f32(a["m"]), _f32(a["u"])
+    denom = s["correction"] * (u + s["epsilon"])
     return {
-        "effective_lr": lr / denom,
-        "update": (lr * m) / denom,
-        "normalized_grad": _safe_ratio(_f32(gradient), tf.square(u)),
+        "effective_lr": s["lr"] / denom,
+        "update": (s["lr"] * m) / denom,
+        "normalized_grad": _safe_ratio(g, tf.square(u)),
     }
 
 
+ADAM = Rule(_adam_prepare, _adam_elementwise)
 # Exact classes only: a subclass may change update_step, and then these
 # formulas would describe something the optimizer no longer does.
 RULES = {
-    keras.optimizers.Adam: adam,
-    keras.optimizers.AdamW: adam,
-    keras.optimizers.Nadam: nadam,
-    keras.optimizers.Adamax: adamax,
+    keras.optimizers.Adam: ADAM,
+    keras.optimizers.AdamW: ADAM,
+    keras.optimizers.Nadam: Rule(_nadam_prepare, _nadam_elementwise),
+    keras.optimizers.Adamax: Rule(_adamax_prepare, _adamax_elementwise),
 }
 
 

@@ -27,6 +27,8 @@ OPTIMIZERS = {
 CASES = [(o, "float32") for o in OPTIMIZERS] + [(o, "mixed_float16") for o in OPTIMIZERS if o != "adam_schedule"] + [
     ("adam", "bfloat16"),
     ("sgd_momentum", "bfloat16"),
+    ("adamw", "float32-chunked"),
+    ("nadam", "float32-chunked"),
 ]
 STEPS = 3
 
@@ -140,7 +142,15 @@ def _expected(inner, config, record, i, var):
 
 
 @pytest.mark.parametrize("optimizer_name,dtype", CASES, ids=[f"{o}-{d}" for o, d in CASES])
-def test_every_statistic_matches_numpy(tmp_path, optimizer_name, dtype):
+def test_every_statistic_matches_numpy(tmp_path, monkeypatch, optimizer_name, dtype):
+    if dtype == "float32-chunked":
+        # Every variable takes the large-variable path, in chunks of 100
+        # elements with a tail (512 = 5 x 100 + 12, 128 = 100 + 28, 32 = tail only).
+        from tb_stepsize import reduction
+
+        monkeypatch.setattr(reduction, "SMALL_MAX", 16)
+        monkeypatch.setattr(reduction, "CHUNK", 100)
+        dtype = "float32"
     model, inner, records, config = _train(tmp_path, optimizer_name, dtype)
     run = tb_stepsize.load(str(tmp_path))
     variables = model.trainable_variables
