@@ -34,9 +34,12 @@ def free_port():
 class TensorBoard:
     """`tensorboard --logdir` in a subprocess, ready once plugins are listed."""
 
-    def __init__(self, logdir, log_path, extra=()):
+    def __init__(self, logdir, log_path, extra=(), path_prefix=""):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.path_prefix = path_prefix
+        if path_prefix:
+            extra = [*extra, f"--path_prefix={path_prefix}"]
         exe = os.path.join(os.path.dirname(sys.executable), "tensorboard")
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
         self.log = open(log_path, "w")
@@ -51,7 +54,7 @@ class TensorBoard:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"tensorboard exited; see {log_path}")
             try:
-                with urllib.request.urlopen(self.url + "/data/plugins_listing", timeout=2) as r:
+                with urllib.request.urlopen(self.url + path_prefix + "/data/plugins_listing", timeout=2) as r:
                     if b"stepsize" in r.read():
                         break
             except OSError:

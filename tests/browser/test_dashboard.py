@@ -427,3 +427,38 @@ def test_dark_mode_follows_tensorboard(dash):
     dash.page.click("[aria-label='Menu for changing light or dark theme']")
     dash.page.click("text=Light")
     dash.frame.wait_for_function("document.documentElement.dataset.theme === 'light'")
+
+
+def test_resizes_with_the_window(dash):
+    wide = dash.hook("panel(0)")["canvas"]["width"]
+    n = dash.hook("drawCount")
+    dash.page.set_viewport_size({"width": 1000, "height": 800})
+    dash.wait_drawn(n)
+    narrow = dash.hook("panel(0)")["canvas"]["width"]
+    assert narrow < wide - 300
+    frame_width = dash.js("document.documentElement.clientWidth")
+    box = dash.hook("panel(0)")["canvas"]
+    assert box["x"] + box["width"] <= frame_width  # fits its iframe
+    assert approx(dash.decoded(3, dash.col_of(20)), d.step_value(3, 20))
+    dash.shot("11_narrow.png")
+    n = dash.hook("drawCount")
+    dash.page.set_viewport_size({"width": 1400, "height": 900})
+    dash.wait_drawn(n)
+
+
+def test_works_under_path_prefix(server, browser):
+    tmp = tempfile.mkdtemp(prefix="stepsize-prefix-")
+    logdir = d.write_logdir(os.path.join(tmp, "logs"))
+    tb = TensorBoard(logdir, os.path.join(tmp, "tensorboard.log"), path_prefix="/foo/bar")
+    page = browser.new_page(viewport={"width": 1200, "height": 800})
+    try:
+        page.goto(f"{tb.url}/foo/bar/#stepsize&p.stepsize.run={d.RUN}")
+        frame = page.wait_for_selector("iframe", timeout=30000).content_frame()
+        frame.wait_for_function("window.__stepsize && window.__stepsize.drawCount > 0", timeout=30000)
+        assert frame.url.startswith(f"{tb.url}/foo/bar/data/plugin_entry.html")
+        assert frame.evaluate("window.__stepsize.panel(0).rows") == len(d.LAYERS)
+        nan_row, nan_step = d.NAN_CELL
+        assert frame.evaluate(f"window.__stepsize.pixel(0, {nan_row}, {nan_step - 1})")[:3] == [255, 0, 0]
+    finally:
+        page.close()
+        tb.stop()
