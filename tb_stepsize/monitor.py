@@ -234,7 +234,7 @@ class StepSizeMonitor:
 
         def end():
             with tf.control_dependencies(chain):
-                reducer.end(slot, t)
+                reducer.end(slot, t, self._optimizer.learning_rate)  # as Keras computed it for this update
             return tf.constant(0)
 
         tf.cond(log, end, lambda: tf.constant(0))
@@ -312,8 +312,8 @@ class StepSizeMonitor:
             self._fail(f"writing step sizes failed: {type(e).__name__}: {e}")
 
     def _collect(self):
-        reducer = self._reducer
-        count = int(reducer.count.numpy())
+        count, steps, stats, hists = tf.nest.map_structure(lambda x: x.numpy(), self._reducer.read())
+        count = int(count)
         self.host_reads += 1
         new = count - self._seen
         if new <= 0:
@@ -324,9 +324,6 @@ class StepSizeMonitor:
                 "before they were read; call after_steps() more often or raise max_pending.",
                 stacklevel=3,
             )
-        stats = {m: b.numpy() for m, b in reducer.stats.items()}
-        hists = {m: b.numpy() for m, b in reducer.hists.items()}
-        steps = reducer.steps.numpy()
         slots = [i % self._capacity for i in range(max(self._seen, count - self._capacity), count)]
         for slot in sorted(slots, key=lambda s: steps[s]):
             out = {}

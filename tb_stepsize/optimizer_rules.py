@@ -3,9 +3,10 @@
 Evaluated right after Keras' own `update_step` for a variable, so the slots
 hold m_t, v_t (and Nadam's u-product) of this step and `optimizer.iterations`
 is still t - 1.  Each rule mirrors its optimizer's Keras 3 `update_step`
-operation for operation, in float32, in two parts: `prepare` returns the
-per-step scalars and the slot tensors; `elementwise` maps (slices of) the
-slots and the gradient to
+operation for operation, in float32, in three parts: `scalars` computes the
+per-step constants (the same for every variable), `slots` names a variable's
+slot tensors, and `elementwise` maps (slices or concatenations of) slots and
+gradients to
 
 * `effective_lr`: the per-parameter factor the first moment is multiplied by,
 * `update`: the signed step before it is rounded into the weight (without
@@ -29,7 +30,7 @@ import collections
 import keras
 import tensorflow as tf
 
-Rule = collections.namedtuple("Rule", ["prepare", "elementwise"])
+Rule = collections.namedtuple("Rule", ["scalars", "slots", "elementwise"])
 
 
 def _f32(x):
@@ -45,15 +46,18 @@ def _safe_ratio(g, denom_sq):
     return tf.where(positive, g / tf.sqrt(tf.where(positive, denom_sq, 1.0)), 0.0)
 
 
-def _adam_prepare(optimizer, variable, learning_rate):
-    index = optimizer._get_variable_index(variable)
+def _adam_scalars(optimizer, learning_rate):
     t = _step(optimizer)
     beta_1_power = tf.pow(tf.constant(optimizer.beta_1, tf.float32), t)
     beta_2_power = tf.pow(tf.constant(optimizer.beta_2, tf.float32), t)
     alpha = _f32(learning_rate) * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+    return {"alpha": alpha, "v_correction": 1 - beta_2_power, "epsilon": optimizer.epsilon}
+
+
+def _adam_slots(optimizer, variable):
+    index = optimizer._get_variable_index(variable)
     v = (optimizer._velocity_hats if optimizer.amsgrad else optimizer._velocities)[index]
-    scalars = {"alpha": alpha, "v_correction": 1 - beta_2_power, "epsilon": optimizer.epsilon}
-    return scalars, {"m": optimizer._momentums[index], "v": v}
+    return {"m": optimizer._momentums[index], "v": v}
 
 
 def _adam_elementwise(s, a, g):
@@ -66,15 +70,14 @@ def _adam_elementwise(s, a, g):
     }
 
 
-def _nadam_prepare(optimizer, variable, learning_rate):
-    index = optimizer._get_variable_index(variable)
+def _nadam_scalars(optimizer, learning_rate):
     t = _step(optimizer)
     beta_1 = tf.constant(optimizer.beta_1, tf.float32)
     decay = tf.constant(0.96, tf.float32)
     u_t = beta_1 * (1.0 - 0.5 * tf.pow(decay, t))
     u_t_1 = beta_1 * (1.0 - 0.5 * tf.pow(decay, t + 1))
     u_product_t = _f32(optimizer._u_product)
-    scalars = {
+    return {
         "lr": _f32(learning_rate),
         "u_t": u_t,
         "u_t_1": u_t_1,
@@ -83,7 +86,11 @@ def _nadam_prepare(optimizer, variable, learning_rate):
         "v_correction": 1 - tf.pow(tf.constant(optimizer.beta_2, tf.float32), t),
         "epsilon": optimizer.epsilon,
     }
-    return scalars, {"m": optimizer._momentums[index], "v": optimizer._velocities[index]}
+
+
+def _nadam_slots(optimizer, variable):
+    index = optimizer._get_variable_index(variable)
+    return {"m": optimizer._momentums[index], "v": optimizer._velocities[index]}
 
 
 def _nadam_elementwise(s, a, g):
@@ -97,11 +104,14 @@ def _nadam_elementwise(s, a, g):
     }
 
 
-def _adamax_prepare(optimizer, variable, learning_rate):
-    index = optimizer._get_variable_index(variable)
+def _adamax_scalars(optimizer, learning_rate):
     beta_1_power = tf.pow(tf.constant(optimizer.beta_1, tf.float32), _step(optimizer))
-    scalars = {"lr": _f32(learning_rate), "correction": 1 - beta_1_power, "epsilon": optimizer.epsilon}
-    return scalars, {"m": optimizer._m[index], "u": optimizer._u[index]}
+    return {"lr": _f32(learning_rate), "correction": 1 - beta_1_power, "epsilon": optimizer.epsilon}
+
+
+def _adamax_slots(optimizer, variable):
+    index = optimizer._get_variable_index(variable)
+    return {"m": optimizer._m[index], "u": optimizer._u[index]}
 
 
 def _adamax_elementwise(s, a, g):
@@ -114,14 +124,14 @@ def _adamax_elementwise(s, a, g):
     }
 
 
-ADAM = Rule(_adam_prepare, _adam_elementwise)
+ADAM = Rule(_adam_scalars, _adam_slots, _adam_elementwise)
 # Exact classes only: a subclass may change update_step, and then these
 # formulas would describe something the optimizer no longer does.
 RULES = {
     keras.optimizers.Adam: ADAM,
     keras.optimizers.AdamW: ADAM,
-    keras.optimizers.Nadam: Rule(_nadam_prepare, _nadam_elementwise),
-    keras.optimizers.Adamax: Rule(_adamax_prepare, _adamax_elementwise),
+    keras.optimizers.Nadam: Rule(_nadam_scalars, _nadam_slots, _nadam_elementwise),
+    keras.optimizers.Adamax: Rule(_adamax_scalars, _adamax_slots, _adamax_elementwise),
 }
 
 

@@ -88,52 +88,62 @@ class Reducer:
         self.hists = {m: variable([k, rows, metadata.HIST_BINS], tf.int32, 0) for m in self.element_metrics}
         self.steps = variable([k], tf.int64, -1)
         self.count = variable([], tf.int64, 0)
+        # One call reads the whole buffer (one host/device sync per pull).
+        self.read = tf.function(lambda: (self.count.value(), self.steps.value(), self._values(self.stats), self._values(self.hists)))
         if self.small_rows:
             total = int(offsets[-1])
-            self._scratch = {m: variable([total], tf.float32, 0.0) for m in self.element_metrics}
-            # Per small variable: sum of w_old^2, sum of normalized_grad^2, updated?
-            self._sums = variable([len(self.small_rows), 2], tf.float32, 0.0)
+            # What only the logged branch can see: w_old and the gradient used.
+            self._scratch_old = variable([total], tf.float32, 0.0)
+            self._scratch_grad = variable([total], tf.float32, 0.0) if rule is not None else None
             self._updated = variable([len(self.small_rows)], tf.bool, False)
+            self._small_vars = [variables[r] for r in self.small_rows]
+            decays = [
+                float(optimizer.weight_decay is not None and optimizer._use_weight_decay(variables[r]))
+                for r in self.small_rows
+            ]
+            self._decay_mask = tf.constant(np.repeat(decays, [self.sizes[r] for r in self.small_rows]), tf.float32)
+
+    @staticmethod
+    def _values(variables):
+        return {m: v.value() for m, v in variables.items()}
 
     # -------------------------------------------------------------- metrics
     def _elementwise(self, old, new, grad, slots, scalars, decay):
-        """Elementwise metrics and partial sums of flat float32 slices."""
+        """Elementwise metrics, and the elementwise terms of the per-layer sums."""
         delta = old - new
-        out = {"step": tf.abs(delta)}
-        sums = {"delta_sq": tf.reduce_sum(tf.square(delta)), "old_sq": tf.reduce_sum(tf.square(old))}
+        metrics = {"step": tf.abs(delta)}
+        terms = {"delta_sq": tf.square(delta), "old_sq": tf.square(old)}
         if self.rule is not None:
             parts = self.rule.elementwise(scalars, slots, grad)
             update = parts["update"] if decay is None else parts["update"] + old * decay
-            out["effective_lr"] = parts["effective_lr"]
-            out["intended_step"] = tf.abs(update)
-            sums["lost"] = tf.reduce_sum(tf.cast((update != 0) & (delta == 0), tf.float32))
-            sums["norm_sq"] = tf.reduce_sum(tf.square(parts["normalized_grad"]))
-        return out, sums
+            metrics["effective_lr"] = parts["effective_lr"]
+            metrics["intended_step"] = tf.abs(update)
+            terms["lost"] = tf.cast((update != 0) & (delta == 0), tf.float32)
+            terms["norm_sq"] = tf.square(parts["normalized_grad"])
+        return metrics, terms
 
     def record(self, row, slot, before, after, grad, variable, learning_rate, decay):
         """Reduce one variable's logged update (called inside its logged branch).
 
         `before`/`after` are the variable's values around the update, `grad`
         the float32 gradient the optimizer used, `decay` the decoupled
-        weight-decay factor wd * lr for this variable or None.
+        weight-decay factor wd * lr for this variable or None.  Small
+        variables only leave what `end()` cannot read later.
         """
-        scalars, slots = ({}, {}) if self.rule is None else self.rule.prepare(self.optimizer, variable, learning_rate)
         flat = lambda x: tf.reshape(tf.cast(x, tf.float32), [-1])  # noqa: E731
-        old, new, grad = flat(before), flat(after), flat(grad)
-        slots = {k: tf.reshape(v, [-1]) for k, v in slots.items()}
         if row in self._small_index:
-            self._record_small(row, old, new, grad, slots, scalars, decay)
-        else:
-            self._record_large(row, slot, old, new, grad, slots, scalars, decay)
-
-    def _record_small(self, row, old, new, grad, slots, scalars, decay):
-        g = self._small_index[row]
-        start, end = int(self._offsets[g]), int(self._offsets[g + 1])
-        values, sums = self._elementwise(old, new, grad, slots, scalars, decay)
-        for m, x in values.items():
-            self._scratch[m][start:end].assign(x)
-        self._sums[g].assign(tf.stack([sums["old_sq"], sums.get("norm_sq", tf.constant(0.0))]))
-        self._updated[g].assign(True)
+            g = self._small_index[row]
+            start, end = int(self._offsets[g]), int(self._offsets[g + 1])
+            self._scratch_old[start:end].assign(flat(before))
+            if self.rule is not None:
+                self._scratch_grad[start:end].assign(flat(grad))
+            self._updated[g].assign(True)
+            return
+        scalars, slots = {}, {}
+        if self.rule is not None:
+            scalars = self.rule.scalars(self.optimizer, learning_rate)
+            slots = {k: flat(v) for k, v in self.rule.slots(self.optimizer, variable).items()}
+        self._record_large(row, slot, flat(before), flat(after), flat(grad), slots, scalars, decay)
 
     def _record_large(self, row, slot, old, new, grad, slots, scalars, decay):
         n = self.sizes[row]
@@ -145,13 +155,13 @@ class Reducer:
             )
 
         def first_pass(start, size, carry):
-            values, sums = piece(start, size)
+            values, terms = piece(start, size)
             partials, totals = carry
             partials = {
                 m: device_stats.Partials(*partials[m]).merge(device_stats.Partials.of(values[m])).as_tuple()
                 for m in values
             }
-            return partials, {k: totals[k] + sums[k] for k in totals}
+            return partials, {k: totals[k] + tf.reduce_sum(terms[k]) for k in totals}
 
         sum_names = ("delta_sq", "old_sq") + (() if self.rule is None else ("lost", "norm_sq"))
         carry = (
@@ -170,16 +180,17 @@ class Reducer:
         for m, p in partials.items():
             self.stats[m][slot, row].assign(device_stats.finish(p, targets[m], fine[m])[0])
             self.hists[m][slot, row].assign(p.hist[0])
-        scalar = self._scalars(totals["delta_sq"], totals["old_sq"], totals.get("lost"), totals.get("norm_sq"), float(n))
-        for m, value in scalar.items():
+        for m, value in self._scalars(totals, float(n)).items():
             self.stats[m][slot, row].assign(tf.reshape(value, [1]))
 
-    def _scalars(self, delta_sq, old_sq, lost, norm_sq, n):
-        """Per-layer scalar metrics from sums over a variable's elements."""
-        out = {"update_ratio": tf.where(old_sq > 0, tf.sqrt(delta_sq / tf.where(old_sq > 0, old_sq, 1.0)), float("nan"))}
+    def _scalars(self, sums, n):
+        """Per-layer scalar metrics from sums of `_elementwise` terms over `n` elements."""
+        old_sq = sums["old_sq"]
+        ratio = tf.sqrt(sums["delta_sq"] / tf.where(old_sq > 0, old_sq, 1.0))
+        out = {"update_ratio": tf.where(old_sq > 0, ratio, float("nan"))}
         if self.rule is not None:
-            out["lost_fraction"] = lost / n
-            out["second_moment_rms"] = tf.sqrt(norm_sq / n)
+            out["lost_fraction"] = sums["lost"] / n
+            out["second_moment_rms"] = tf.sqrt(sums["norm_sq"] / n)
         return out
 
     # -------------------------------------------------- per logged update
@@ -192,32 +203,34 @@ class Reducer:
         if self.small_rows:
             self._updated.assign(tf.zeros_like(self._updated))
 
-    def end(self, slot, t):
+    def end(self, slot, t, learning_rate):
         """Reduce the small variables together and publish the slot as step `t`."""
         if self.small_rows:
-            self._reduce_small(slot)
+            self._reduce_small(slot, learning_rate)
         self.steps[slot].assign(t)
         self.count.assign_add(1)
 
-    def _reduce_small(self, slot):
+    def _reduce_small(self, slot, learning_rate):
         groups = len(self.small_rows)
         seg = self._segment_ids
-        values = {m: self._scratch[m].read_value() for m in self.element_metrics}
+        flat_concat = lambda xs: tf.concat([tf.reshape(tf.cast(x, tf.float32), [-1]) for x in xs], 0)  # noqa: E731
+        old = self._scratch_old.read_value()
+        new = flat_concat([v.value for v in self._small_vars])  # all updated by now
+        scalars, slots, grad, decay = {}, {}, None, None
+        if self.rule is not None:
+            scalars = self.rule.scalars(self.optimizer, learning_rate)
+            per_var = [self.rule.slots(self.optimizer, v.value) for v in self._small_vars]
+            slots = {k: flat_concat([s[k] for s in per_var]) for k in per_var[0]}
+            grad = self._scratch_grad.read_value()
+            if self.optimizer.weight_decay is not None:
+                decay = self._decay_mask * (tf.cast(self.optimizer.weight_decay, tf.float32) * tf.cast(learning_rate, tf.float32))
+        values, terms = self._elementwise(old, new, grad, slots, scalars, decay)
         updated = self._updated.read_value()
         index = tf.stack([tf.fill([groups], slot), tf.constant(self.small_rows, tf.int32)], 1)
         for m, x in values.items():
             stats, hist = device_stats.elementwise_stats(x, seg, groups)
             self.stats[m].scatter_nd_update(index, tf.where(updated[:, tf.newaxis], stats, float("nan")))
             self.hists[m].scatter_nd_update(index, tf.where(updated[:, tf.newaxis], hist, 0))
-        sums = self._sums.read_value()
-        step = values["step"]
-        lost = None
-        if self.rule is not None:
-            lost = tf.math.unsorted_segment_sum(
-                tf.cast((values["intended_step"] != 0) & (step == 0), tf.float32), seg, groups
-            )
-        scalar = self._scalars(
-            tf.math.unsorted_segment_sum(tf.square(step), seg, groups), sums[:, 0], lost, sums[:, 1], self._small_sizes
-        )
-        for m, value in scalar.items():
+        sums = {k: tf.math.unsorted_segment_sum(v, seg, groups) for k, v in terms.items()}
+        for m, value in self._scalars(sums, self._small_sizes).items():
             self.stats[m].scatter_nd_update(index, tf.where(updated, value, float("nan"))[:, tf.newaxis])

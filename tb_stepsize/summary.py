@@ -9,11 +9,25 @@ cost on the host is building a few protos per layer.
 import time
 
 import numpy as np
-from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
-from tensorboard.util import tensor_util
 
 from tb_stepsize import metadata
+
+
+_DTYPES = {np.dtype(np.float32): types_pb2.DT_FLOAT, np.dtype(np.float64): types_pb2.DT_DOUBLE}
+
+
+def tensor_proto(array):
+    """A TensorProto of a float32/float64 array (its raw little-endian bytes)."""
+    array = np.ascontiguousarray(array)
+    return tensor_pb2.TensorProto(
+        dtype=_DTYPES[array.dtype],
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in array.shape]
+        ),
+        tensor_content=array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes(),
+    )
 
 
 def histogram_rows(counts):
@@ -56,7 +70,7 @@ class StepWriter:
 
     def _value(self, tag, array, make_metadata):
         """A summary value; metadata goes into the first event of each tag only."""
-        value = summary_pb2.Summary.Value(tag=tag, tensor=tensor_util.make_tensor_proto(array))
+        value = summary_pb2.Summary.Value(tag=tag, tensor=tensor_proto(array))
         if tag not in self._described:
             value.metadata.CopyFrom(make_metadata())
             self._described.add(tag)
