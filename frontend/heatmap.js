@@ -15,7 +15,8 @@ export function theme(el) {
     muted: v("--ss-muted", "#616161"),
     grid: v("--ss-grid", "#e0e0e0"),
     bg: v("--ss-card", "#ffffff"),
-    hatch: v("--ss-hatch", "#c8c8c8"),
+    hatch: v("--ss-hatch", "#bdbdbd"),
+    missing: v("--ss-missing", "#e9e9e9"),
     accent: v("--ss-accent", "#f57c00"),
     select: v("--ss-select", "#1976d2"),
     font: v("--ss-font", "Roboto, sans-serif"),
@@ -331,7 +332,7 @@ export class HeatmapPanel {
     ctx.beginPath();
     ctx.rect(x0, y0, this.cellsW, this.cellsH);
     ctx.clip();
-    ctx.fillStyle = th.bg;
+    ctx.fillStyle = th.missing;
     ctx.fillRect(x0, y0, this.cellsW, this.cellsH);
     ctx.strokeStyle = th.hatch;
     ctx.lineWidth = 1;
@@ -712,7 +713,7 @@ function drawHatch(ctx, x, y, w, h, th) {
   ctx.beginPath();
   ctx.rect(x, y, w, h);
   ctx.clip();
-  ctx.fillStyle = th.bg;
+  ctx.fillStyle = th.missing;
   ctx.fillRect(x, y, w, h);
   ctx.strokeStyle = th.hatch;
   ctx.beginPath();

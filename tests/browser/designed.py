@@ -9,7 +9,8 @@ more than the others.  Designed special cells (all statistics):
 
 `update_ratio` is 1e-3 for every layer except FAST (1e-2).
 Run `XSS_RUN` (a directory named like an HTML tag) holds the same layers at
-half the step size, plus a layer named `XSS_LAYER`.
+half the step size, plus a layer named `XSS_LAYER` that is only logged from
+step `XSS_LAYER_FROM` on (a second layer set), so its earlier cells are missing.
 """
 
 import math
@@ -50,6 +51,7 @@ STAT_FACTORS = {
 RUN = "designed"
 XSS_RUN = "<img src=x onerror=window.__xss=1>"
 XSS_LAYER = {"path": "<img src=x onerror=window.__xss=2>/kernel", "shape": [3], "dtype": "float32"}
+XSS_LAYER_FROM = 11  # first step at which XSS_LAYER is logged
 
 
 def median(row, step, scale=1.0):
@@ -138,7 +140,10 @@ def write_run(run_dir, layers, scale=1.0, steps=STEPS, wall0=1000.0):
 
 def write_logdir(logdir):
     write_run(os.path.join(logdir, RUN), LAYERS)
-    write_run(os.path.join(logdir, XSS_RUN), LAYERS + [XSS_LAYER], scale=0.5)
+    # The XSS layer is watched from XSS_LAYER_FROM on: missing before.
+    xss = os.path.join(logdir, XSS_RUN)
+    write_run(xss, LAYERS, scale=0.5, steps=[s for s in STEPS if s < XSS_LAYER_FROM])
+    write_run(xss, LAYERS + [XSS_LAYER], scale=0.5, steps=[s for s in STEPS if s >= XSS_LAYER_FROM])
     return logdir
 
 

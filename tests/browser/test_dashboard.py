@@ -356,11 +356,17 @@ def test_xss_names_are_text(dash):
     dash.wait_drawn(n)
     layers = dash.hook("panel(0)")["layers"]
     assert layers[-1] == d.XSS_LAYER["path"]
-    dash.mouse_to(len(layers) - 1, 3)
+    row = len(layers) - 1
+    # Before XSS_LAYER_FROM the layer was not logged: hatched background, no map colour.
+    missing = dash.pixel(row, dash.col_of(d.XSS_LAYER_FROM - 5))
+    assert dash.js("rgb => window.__stepsize.colorToValue(rgb)", missing[:3])["distance"] > 6
+    assert missing[3] == 255 and missing[:3] not in ([255, 0, 0], [255, 0, 255], [0, 255, 255], [255, 255, 255])
+    dash.mouse_to(row, dash.col_of(d.XSS_LAYER_FROM - 5))
     dash.frame.locator(".ss-tooltip").wait_for(state="visible")
     assert d.XSS_LAYER["path"] in dash.frame.locator(".ss-tip-layer").inner_text()
+    dash.frame.wait_for_function("document.querySelector('#ss-tip-number')?.textContent === 'not logged'")
     assert d.XSS_RUN in dash.frame.locator(".ss-subtitle").inner_text()
-    x, y = dash.mouse_to(len(layers) - 1, 3)
+    x, y = dash.mouse_to(row, dash.col_of(d.XSS_LAYER_FROM + 5))
     dash.page.mouse.click(x, y)
     dash.frame.wait_for_function("window.__stepsize.drill().hasData", timeout=15000)
     assert dash.frame.locator(".ss-drill-title").inner_text() == d.XSS_LAYER["path"]
