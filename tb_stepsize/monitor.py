@@ -120,10 +120,25 @@ class StepSizeMonitor:
 
     # ----------------------------------------------------------------- set-up
     def _fail(self, message):
-        self.close()
+        """Stop recording for good, then warn once (or raise)."""
+        self._shutdown()
         if self._on_error == "raise":
             raise MonitorError(message)
         warnings.warn(f"tb_stepsize: {message}; step sizes are not recorded.", stacklevel=3)
+
+    def _shutdown(self):
+        """Stop recording and release the optimizer and the event file, without flushing."""
+        self.enabled = False
+        if hasattr(self, "_active"):
+            self._active.assign(False)
+        self._uninstall()
+        writer, self._writer = self._writer, None
+        atexit.unregister(self.close)
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception as e:  # e.g. the disk filled up: what was flushed stays readable
+                self._fail(f"closing the event file failed: {type(e).__name__}: {e}")
 
     def _attach(self, log_dir, optimizer, variables, include, exclude, histograms, max_pending):
         inner = getattr(optimizer, "inner_optimizer", optimizer)
@@ -368,13 +383,7 @@ class StepSizeMonitor:
         """Write what is pending, close the event file and unhook the optimizer."""
         if self.enabled:
             self.flush()
-            self._active.assign(False)
-        self.enabled = False
-        self._uninstall()
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        atexit.unregister(self.close)
+        self._shutdown()
 
     def __enter__(self):
         return self

@@ -102,6 +102,8 @@ class Reducer:
                 for r in self.small_rows
             ]
             self._decay_mask = tf.constant(np.repeat(decays, [self.sizes[r] for r in self.small_rows]), tf.float32)
+            # One fused kernel instead of a few hundred small ops per logged step.
+            self._small_summary = tf.function(self._small_summary_fn, jit_compile=True)
 
     @staticmethod
     def _values(variables):
@@ -212,7 +214,6 @@ class Reducer:
 
     def _reduce_small(self, slot, learning_rate):
         groups = len(self.small_rows)
-        seg = self._segment_ids
         flat_concat = lambda xs: tf.concat([tf.reshape(tf.cast(x, tf.float32), [-1]) for x in xs], 0)  # noqa: E731
         old = self._scratch_old.read_value()
         new = flat_concat([v.value for v in self._small_vars])  # all updated by now
@@ -224,13 +225,22 @@ class Reducer:
             grad = self._scratch_grad.read_value()
             if self.optimizer.weight_decay is not None:
                 decay = self._decay_mask * (tf.cast(self.optimizer.weight_decay, tf.float32) * tf.cast(learning_rate, tf.float32))
-        values, terms = self._elementwise(old, new, grad, slots, scalars, decay)
+        stats, hists, scalar = self._small_summary(old, new, grad, slots, scalars, decay)
         updated = self._updated.read_value()
         index = tf.stack([tf.fill([groups], slot), tf.constant(self.small_rows, tf.int32)], 1)
-        for m, x in values.items():
-            stats, hist = device_stats.elementwise_stats(x, seg, groups)
-            self.stats[m].scatter_nd_update(index, tf.where(updated[:, tf.newaxis], stats, float("nan")))
-            self.hists[m].scatter_nd_update(index, tf.where(updated[:, tf.newaxis], hist, 0))
-        sums = {k: tf.math.unsorted_segment_sum(v, seg, groups) for k, v in terms.items()}
-        for m, value in self._scalars(sums, self._small_sizes).items():
+        for m in stats:
+            self.stats[m].scatter_nd_update(index, tf.where(updated[:, tf.newaxis], stats[m], float("nan")))
+            self.hists[m].scatter_nd_update(index, tf.where(updated[:, tf.newaxis], hists[m], 0))
+        for m, value in scalar.items():
             self.stats[m].scatter_nd_update(index, tf.where(updated, value, float("nan"))[:, tf.newaxis])
+
+    def _small_summary_fn(self, old, new, grad, slots, scalars, decay):
+        """Per-row statistics of all small variables (pure: compiled with XLA)."""
+        groups = len(self.small_rows)
+        seg = self._segment_ids
+        values, terms = self._elementwise(old, new, grad, slots, scalars, decay)
+        stats, hists = {}, {}
+        for m, x in values.items():
+            stats[m], hists[m] = device_stats.elementwise_stats(x, seg, groups)
+        sums = {k: tf.math.unsorted_segment_sum(v, seg, groups) for k, v in terms.items()}
+        return stats, hists, self._scalars(sums, self._small_sizes)

@@ -254,3 +254,20 @@ def test_custom_loop_example_runs_and_matches_fit_layout(tmp_path):
     assert list(run.steps) == [1, 11, 21]
     assert set(run.metrics) >= {"step", "effective_lr", "update_ratio"}
     assert np.all(run.matrix("step", "p50") > 0)
+
+
+def test_write_failure_warns_once_and_training_goes_on(tmp_path, monkeypatch):
+    from tb_stepsize import summary
+
+    def full_disk(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(summary.StepWriter, "write", full_disk)
+    model = sequential()
+    model.compile(optimizer="adam", loss="mse")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(X, Y, epochs=2, verbose=0, callbacks=[tb_stepsize.StepSizeCallback(str(tmp_path))])
+    ours = [str(w.message) for w in caught if "tb_stepsize" in str(w.message)]
+    assert len(ours) == 1 and "No space left on device" in ours[0], ours
+    assert len(history.history["loss"]) == 2
