@@ -149,6 +149,15 @@ class StepSizeMonitor:
                 f"cannot decompose optimizer {type(optimizer).__name__}: "
                 "a Keras 3 optimizer (keras.optimizers.*) is needed"
             )
+        strategy = getattr(inner, "_distribution_strategy", None)
+        if strategy is not None and (
+            strategy.num_replicas_in_sync > 1
+            or isinstance(strategy, (tf.distribute.MultiWorkerMirroredStrategy, tf.distribute.experimental.ParameterServerStrategy))
+        ):
+            raise MonitorError(
+                f"{type(strategy).__name__} with {strategy.num_replicas_in_sync} replicas is not supported yet "
+                "(single-device training only)"
+            )
         if variables is None:
             if not optimizer.built:
                 raise MonitorError("the optimizer is not built: pass `variables` or build it first")
