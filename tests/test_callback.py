@@ -300,3 +300,34 @@ def test_unsupported_distribution_strategy_warns_and_trains(tmp_path):
     assert "epochs 2" in proc.stdout
     assert "MirroredStrategy with 2 replicas is not supported yet" in proc.stdout
     assert proc.stdout.count("tb_stepsize:") == 1
+
+
+ALL_OPTIMIZERS = {
+    "sgd": lambda: keras.optimizers.SGD(0.01),
+    "rmsprop_centered_momentum": lambda: keras.optimizers.RMSprop(1e-3, momentum=0.5, centered=True),
+    "adagrad": lambda: keras.optimizers.Adagrad(0.01),
+    "adadelta": lambda: keras.optimizers.Adadelta(1.0),
+    "ftrl": lambda: keras.optimizers.Ftrl(0.01),
+    "lion": lambda: keras.optimizers.Lion(1e-3),
+    "lamb": lambda: keras.optimizers.Lamb(1e-3),
+    "adafactor": lambda: keras.optimizers.Adafactor(1e-2),
+    "muon": lambda: keras.optimizers.Muon(1e-2),
+    "adamw_exclude_ema_clip": lambda: keras.optimizers.AdamW(
+        1e-2, weight_decay=0.1, use_ema=True, global_clipnorm=1.0
+    ),
+    "adam_clipnorm": lambda: keras.optimizers.Adam(1e-2, clipnorm=0.1),
+}
+
+
+@pytest.mark.parametrize("name", list(ALL_OPTIMIZERS))
+def test_every_keras_optimizer_records_step(tmp_path, name):
+    optimizer = ALL_OPTIMIZERS[name]()
+    if name.startswith("adamw_exclude"):
+        optimizer.exclude_from_weight_decay(var_names=["bias"])
+    recorder = WeightRecorder()
+    train(sequential(), tmp_path, optimizer=optimizer, epochs=1, callbacks=[recorder])
+    run = tb_stepsize.load(str(tmp_path))
+    assert list(run.steps) == list(range(1, 7))
+    for col, t in enumerate(run.steps):
+        for row, (old, new) in enumerate(zip(recorder.weights[t - 1], recorder.weights[t])):
+            np.testing.assert_allclose(run.matrix("step", "max")[row, col], np.abs(old - new).max(), rtol=1e-6)
