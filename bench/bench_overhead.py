@@ -1,15 +1,28 @@
-"""Training-time overhead of StepSizeCallback, measured side by side.
+"""Training-side cost of tb_stepsize, measured side by side in one run.
 
-    python bench/bench_overhead.py [--repeats 5] [--epochs 3] [--quick]
+    python bench/bench_overhead.py                  # full table (about 15 minutes on 2 cores)
+    python bench/bench_overhead.py --models cnn     # one model
+    python bench/bench_overhead.py --quick          # seconds-long smoke run, numbers meaningless
 
-Each configuration trains the demo CNN from the same start; configurations
-are interleaved and repeated, and the table reports per-step time (min and
-median over repeats) and its ratio to plain `fit` measured in the same run.
-A second table measures peak memory (max RSS of a fresh process) with and
-without the callback on a model whose largest variable is 64 MiB.
+For each model (the demo CNN, the demo transformer, a ~100M-parameter MLP),
+every configuration trains from the same start; configurations are
+interleaved and repeated, the first epoch (tracing) is dropped, and ratios
+are taken to plain `fit` measured in the same repeat.  Columns:
+
+* `every_n=1/10/100`: time per step with StepSizeCallback ÷ plain fit;
+* `keras_hist`: keras.callbacks.TensorBoard(histogram_freq=1) with epochs of
+  `--steps` steps (weight histograms at that frequency) ÷ plain fit;
+* `logged/floor`: extra time of one logged step ÷ one compiled pass that
+  reads every trainable weight and optimizer slot once (the memory-traffic
+  floor of any exact monitor);
+* `bytes/step/layer`: event-file bytes per logged step per variable;
+* `host reads`: buffer pulls per 100 steps at every_n=10 (each a host sync);
+* `mem/largest`: extra peak RSS with the callback ÷ the largest variable
+  (fresh processes, min over repeats).
 """
 
 import argparse
+import glob
 import os
 import statistics
 import subprocess
@@ -18,117 +31,191 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "demo"))
+DEMO = os.path.join(HERE, "..", "demo")
+sys.path.insert(0, DEMO)
 
 
-def configs(tmp):
+def build(name, quick):
+    """(model, x, y, batch) for a model name; data is generated, never downloaded."""
     import keras
-
-    import tb_stepsize
-
-    def ours(n):
-        return lambda: [tb_stepsize.StepSizeCallback(tempfile.mkdtemp(dir=tmp), every_n_steps=n)]
-
-    return {
-        "fit": lambda: [],
-        "every_n=1": ours(1),
-        "every_n=10": ours(10),
-        "every_n=100": ours(100),
-        # Keras' weight histograms once per epoch = every `--steps` steps.
-        "keras TB histograms": lambda: [keras.callbacks.TensorBoard(tempfile.mkdtemp(dir=tmp), histogram_freq=1)],
-    }
-
-
-class EpochTimer:
-    """Wall time of each epoch (the first one, which traces, is dropped)."""
-
-    def __new__(cls):
-        import keras
-
-        class Timer(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                self.times = []
-
-            def on_epoch_begin(self, epoch, logs=None):
-                self.start = time.perf_counter()
-
-            def on_epoch_end(self, epoch, logs=None):
-                self.times.append(time.perf_counter() - self.start)
-
-        return Timer()
-
-
-def time_training(args):
-    import keras
+    import numpy as np
 
     import data
     import train as demo
 
-    x, y = data.shapes(args.batch * args.steps)
-    results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for repeat in range(args.repeats):
-            for name, make_callbacks in configs(tmp).items():
-                keras.utils.set_random_seed(0)
-                model = demo.cnn()
-                model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-                timer = EpochTimer()
-                # The timer runs last, so other callbacks' epoch-end work is timed too.
-                model.fit(x, y, batch_size=args.batch, epochs=1 + args.epochs, verbose=0, callbacks=make_callbacks() + [timer])
-                results.setdefault(name, []).append(sum(timer.times[1:]) / (args.epochs * args.steps))
-    base = min(results["fit"])
-    base_med = statistics.median(results["fit"])
-    print(
-        f"\nDemo CNN ({args.batch}x24x24x1 batches), {args.epochs} timed epochs of {args.steps} steps "
-        f"after one warm-up epoch, {args.repeats} interleaved repeats"
-    )
-    print(f"{'configuration':22s} {'ms/step min':>12s} {'median':>8s} {'ratio min':>10s} {'ratio med':>10s}")
-    for name, times in results.items():
-        print(
-            f"{name:22s} {1e3 * min(times):12.2f} {1e3 * statistics.median(times):8.2f} "
-            f"{min(times) / base:10.3f} {statistics.median(times) / base_med:10.3f}"
+    if name == "cnn":
+        x, y = data.shapes(64 * 40)
+        return demo.cnn(), x, y, 64
+    if name == "transformer":
+        x, y = data.reversal(64 * 40)
+        return demo.transformer(), x, y, 64
+    if name == "mlp100m":
+        width = 512 if quick else 8192
+        model = keras.Sequential(
+            [
+                keras.Input((width,)),
+                keras.layers.Dense(width, activation="relu", name="wide1"),
+                keras.layers.Dense(width // 2, activation="relu", name="wide2"),
+                keras.layers.Dense(10, name="out"),
+            ],
+            name="mlp100m",
         )
+        rng = np.random.default_rng(0)
+        return model, rng.standard_normal((16 * 40, width)).astype("float32"), rng.integers(0, 10, 16 * 40), 16
+    raise ValueError(name)
+
+
+def compile_model(model):
+    import keras
+
+    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+
+
+def timer_callback():
+    import keras
+
+    class Timer(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.times = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.times.append(time.perf_counter() - self.start)
+
+    return Timer()
+
+
+def memory_floor(model):
+    """Seconds of one compiled pass reading every trainable weight and optimizer slot once."""
+    import tensorflow as tf
+
+    tensors = list(model.trainable_variables) + [v for v in model.optimizer.variables if len(v.shape) > 0]
+
+    @tf.function
+    def read_all():
+        return tf.add_n([tf.reduce_sum(tf.cast(v, tf.float32)) for v in tensors])
+
+    read_all()
+    times = []
+    for _ in range(20):
+        start = time.perf_counter()
+        read_all().numpy()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def time_model(name, args):
+    import keras
+
+    import tb_stepsize
+
+    configs = ["fit", "every_n=1", "every_n=10", "every_n=100", "keras_hist"]
+    per_step = {c: [] for c in configs}
+    extra = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.repeats):
+            for config in configs:
+                keras.utils.set_random_seed(0)
+                model, x, y, batch = build(name, args.quick)
+                compile_model(model)
+                log_dir = tempfile.mkdtemp(dir=tmp)
+                callbacks = []
+                if config.startswith("every_n"):
+                    callbacks.append(tb_stepsize.StepSizeCallback(log_dir, every_n_steps=int(config.split("=")[1])))
+                elif config == "keras_hist":
+                    callbacks.append(keras.callbacks.TensorBoard(log_dir, histogram_freq=1))
+                timer = timer_callback()
+                n = args.steps * batch
+                model.fit(x[:n], y[:n], batch_size=batch, epochs=1 + args.epochs, verbose=0, callbacks=callbacks + [timer])
+                per_step[config].append(sum(timer.times[1:]) / (args.epochs * args.steps))
+                if config == "every_n=1":
+                    files = glob.glob(os.path.join(log_dir, "events.out.tfevents.*"))
+                    logged = callbacks[0].monitor.logged_steps
+                    extra["bytes"] = sum(os.path.getsize(f) for f in files) / logged / len(model.trainable_variables)
+                    extra["floor"] = memory_floor(model)
+                    extra["layers"] = len(model.trainable_variables)
+                    extra["params"] = sum(int(v.numpy().size) for v in model.trainable_variables)
+                if config == "every_n=10":
+                    total = (1 + args.epochs) * args.steps
+                    extra["reads"] = callbacks[0].monitor.host_reads * 100 / total
+    ratio = {c: statistics.median(a / b for a, b in zip(per_step[c], per_step["fit"])) for c in configs}
+    logged_extra = statistics.median(a - b for a, b in zip(per_step["every_n=1"], per_step["fit"]))
+    return {
+        "model": name,
+        "params": extra["params"],
+        "layers": extra["layers"],
+        "ms/step": 1e3 * min(per_step["fit"]),
+        **{c: ratio[c] for c in configs[1:]},
+        "logged/floor": logged_extra / extra["floor"],
+        "bytes/step/layer": extra["bytes"],
+        "host reads": extra["reads"],
+    }
 
 
 MEMORY_SCRIPT = """
-import resource, sys, tempfile, numpy as np, keras, tb_stepsize
+import resource, sys, tempfile
+sys.path.insert(0, {bench!r})
+import bench_overhead as b
+import keras, tb_stepsize
 keras.utils.set_random_seed(0)
-model = keras.Sequential([keras.Input((4096,)), keras.layers.Dense(4096, name="big"), keras.layers.Dense(8, name="head")])
-model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="mse")
-x = np.random.rand(64, 4096).astype("float32"); y = np.random.rand(64, 8).astype("float32")
+model, x, y, batch = b.build({name!r}, {quick!r})
+b.compile_model(model)
 callbacks = [tb_stepsize.StepSizeCallback(tempfile.mkdtemp())] if sys.argv[1] == "on" else []
-model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=callbacks)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+model.fit(x[: 4 * batch], y[: 4 * batch], batch_size=batch, epochs=2, verbose=0, callbacks=callbacks)
+largest = max(int(v.numpy().nbytes) for v in model.trainable_variables)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, largest)
 """
 
 
-def measure_memory(args):
-    largest = 4096 * 4096 * 4
+def memory_ratio(name, args):
     peaks = {"off": [], "on": []}
     for _ in range(args.memory_repeats):
         for mode in peaks:
-            out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, mode], capture_output=True, text=True, check=True)
-            peaks[mode].append(int(out.stdout.split()[-1]))
-    extra = min(peaks["on"]) - min(peaks["off"])
-    print(f"\nPeak RSS, Dense 4096x4096 (largest variable {largest / 2**20:.0f} MiB), min of {args.memory_repeats} fresh processes each")
-    print(f"without callback {min(peaks['off']) / 2**20:.0f} MiB, with every_n=1 {min(peaks['on']) / 2**20:.0f} MiB")
-    print(f"extra {extra / 2**20:.0f} MiB = {extra / largest:.2f} x the largest variable")
+            script = MEMORY_SCRIPT.format(bench=HERE, name=name, quick=args.quick)
+            out = subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, check=True)
+            peak, largest = map(int, out.stdout.split()[-2:])
+            peaks[mode].append(peak)
+    return (min(peaks["on"]) - min(peaks["off"])) / largest, min(peaks["off"])
+
+
+COLUMNS = [  # name, width, format
+    ("model", 12, "s"),
+    ("params", 11, ",d"),
+    ("layers", 6, "d"),
+    ("ms/step", 8, ".1f"),
+    ("every_n=1", 9, ".3f"),
+    ("every_n=10", 10, ".3f"),
+    ("every_n=100", 11, ".3f"),
+    ("keras_hist", 10, ".3f"),
+    ("logged/floor", 12, ".1f"),
+    ("bytes/step/layer", 16, ".0f"),
+    ("host reads", 10, ".1f"),
+    ("mem/largest", 11, ".2f"),
+]
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=20, help="steps per epoch")
-    parser.add_argument("--batch", type=int, default=64)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="cnn,transformer,mlp100m")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs after one warm-up epoch")
+    parser.add_argument("--steps", type=int, default=10, help="steps per epoch (= keras_hist frequency)")
     parser.add_argument("--memory_repeats", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="seconds-long smoke run (no meaningful numbers)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, one repeat")
     args = parser.parse_args()
     if args.quick:
         args.repeats, args.epochs, args.steps, args.memory_repeats = 1, 1, 3, 0
-    time_training(args)
-    if args.memory_repeats:
-        measure_memory(args)
+    rows = []
+    for name in args.models.split(","):
+        row = time_model(name, args)
+        row["mem/largest"] = memory_ratio(name, args)[0] if args.memory_repeats else float("nan")
+        rows.append(row)
+    print(f"\nRatios to plain fit, median of {args.repeats} interleaved repeats; {args.epochs} timed epochs of {args.steps} steps")
+    print(" ".join(f"{name:>{width}s}" for name, width, _ in COLUMNS))
+    for row in rows:
+        print(" ".join(f"{row[name]:>{width}{spec}}" for name, width, spec in COLUMNS))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,34 @@
+"""Smoke runs of the benchmarks (seconds, no thresholds) so they cannot rot."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench")
+
+
+def run(script, *args, timeout=600):
+    proc = subprocess.run(
+        [sys.executable, os.path.join(BENCH, script), *args], capture_output=True, text=True, timeout=timeout
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_overhead_bench_smoke():
+    pytest.importorskip("tensorflow")
+    out = run("bench_overhead.py", "--quick", "--models", "cnn")
+    assert "every_n=1" in out and "\n         cnn " in out
+
+
+def test_plugin_bench_smoke():
+    out = run("bench_plugin.py", "--layers", "5", "--steps", "50", "--repeats", "1", "--max-steps", "20")
+    assert "heatmap" in out
+
+
+def test_browser_bench_smoke():
+    pytest.importorskip("playwright")
+    out = run("bench_browser.py", "--layers", "20", "--columns", "100", "--repeat", "1", "--hovers", "10")
+    assert "20" in out
