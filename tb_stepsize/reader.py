@@ -168,6 +168,13 @@ def read_run(provider, ctx, experiment_id, run, contents=None):
         stats[metric] = list(names)
         values[metric] = grid
         present[metric] = seen
+    # A variable the update did not touch (no gradient) is written as a row
+    # whose `nonfinite` count is NaN: that cell is missing, not a NaN step.
+    if "nonfinite" in stats.get("step", []):
+        updated = ~np.isnan(values["step"][:, :, stats["step"].index("nonfinite")])
+        for metric in present:
+            present[metric] &= updated
+            values[metric][~updated] = np.nan
 
     def read_histogram(tag):
         result = provider.read_tensors(

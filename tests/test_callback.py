@@ -331,3 +331,31 @@ def test_every_keras_optimizer_records_step(tmp_path, name):
     for col, t in enumerate(run.steps):
         for row, (old, new) in enumerate(zip(recorder.weights[t - 1], recorder.weights[t])):
             np.testing.assert_allclose(run.matrix("step", "max")[row, col], np.abs(old - new).max(), rtol=1e-6)
+
+
+class WithUnusedLayer(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.used = keras.layers.Dense(2)
+        self.unused = keras.layers.Dense(3)
+        self.used.build((None, 8))
+        self.unused.build((None, 8))
+
+    def call(self, x):
+        return self.used(x)
+
+
+def test_variable_without_gradient_is_missing_not_nan(tmp_path):
+    model = WithUnusedLayer()
+    model.build((None, 8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras warns about the missing gradients
+        train(model, tmp_path, epochs=1)
+    run = tb_stepsize.load(str(tmp_path))
+    rows = {path: i for i, path in enumerate(run.layers)}
+    unused = [i for p, i in rows.items() if "dense_1" in p]
+    used = [i for p, i in rows.items() if "dense_1" not in p]
+    assert unused and used
+    assert not run.present["step"][unused].any() and not run.present["update_ratio"][unused].any()
+    assert run.present["step"][used].all()
+    assert np.all(run.matrix("step", "p50")[used] > 0)
