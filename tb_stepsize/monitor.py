@@ -113,15 +113,21 @@ class StepSizeMonitor:
         self.logged_steps = 0
         self._writer = None
         self._installed = ()
+        self._failed = False
         try:
             self._attach(log_dir, optimizer, variables, include, exclude, histograms, max_pending)
         except MonitorError as e:
             self._fail(str(e))
+        except Exception as e:  # never let the monitor break training
+            self._fail(f"setting up failed: {type(e).__name__}: {e}")
 
     # ----------------------------------------------------------------- set-up
     def _fail(self, message):
         """Stop recording for good, then warn once (or raise)."""
+        first, self._failed = not self._failed, True
         self._shutdown()
+        if not first:  # e.g. closing the file failed too while failing: one report only
+            return
         if self._on_error == "raise":
             raise MonitorError(message)
         warnings.warn(f"tb_stepsize: {message}; step sizes are not recorded.", stacklevel=3)
@@ -386,7 +392,10 @@ class StepSizeMonitor:
         """Write everything logged so far to disk."""
         self.collect()
         if self._writer is not None:
-            self._writer.flush()
+            try:
+                self._writer.flush()
+            except Exception as e:  # a full disk, a removed log_dir: never break training
+                self._fail(f"flushing the event file failed: {type(e).__name__}: {e}")
 
     def close(self):
         """Write what is pending, close the event file and unhook the optimizer."""

@@ -6,6 +6,8 @@ It needs no TensorFlow (TensorBoard's own event writer does the I/O), so the
 cost on the host is building a few protos per layer.
 """
 
+import errno
+import os
 import time
 
 import numpy as np
@@ -45,6 +47,43 @@ def histogram_rows(counts):
     return np.concatenate(rows).astype(np.float64)
 
 
+class _GuardedFile:
+    """The event file below TensorBoard's writer thread, keeping the first I/O error.
+
+    TensorBoard's `EventFileWriter` writes from a thread; an error there (a
+    full disk) would kill the thread with a printed traceback.  This wrapper
+    keeps the error instead (and writes nothing after it) so that
+    `StepWriter` raises it, once, in the caller's thread.
+    """
+
+    def __init__(self, file):
+        self._file = file
+        self.error = None
+
+    def _guard(self, method, *args):
+        if self.error is None:
+            try:
+                method(*args)
+            except Exception as e:  # noqa: BLE001 -- re-raised by StepWriter
+                self.error = e
+
+    def write(self, data):
+        self._guard(self._file.write, data)
+
+    def flush(self):
+        self._guard(self._file.flush)
+
+    def close(self):
+        try:
+            self._file.close()
+        except Exception as e:  # noqa: BLE001
+            self.error = self.error or e
+
+    @property
+    def closed(self):
+        return self._file.closed
+
+
 class StepWriter:
     """Writes one run's step-size summaries into `log_dir`.
 
@@ -67,6 +106,17 @@ class StepWriter:
             if metadata.METRICS[m][0]
         }
         self._described = set()  # tags whose metadata this file already carries
+        self._path = getattr(self._writer, "_file_name", None)
+        # Route I/O errors of the writer thread to our caller (see _GuardedFile);
+        # without these TensorBoard internals, errors surface as TensorBoard raises them.
+        records = getattr(getattr(self._writer, "_async_writer", None), "_writer", None)
+        self._file = None
+        if records is not None and hasattr(records, "_writer"):
+            self._file = records._writer = _GuardedFile(records._writer)
+
+    def _check(self):
+        if self._file is not None and self._file.error is not None:
+            raise self._file.error
 
     def _value(self, tag, array, make_metadata):
         """A summary value; metadata goes into the first event of each tag only."""
@@ -115,6 +165,7 @@ class StepWriter:
                                 ),
                             )
                         )
+        self._check()
         event = event_pb2.Event(
             wall_time=time.time() if wall_time is None else wall_time,
             step=int(step),
@@ -123,7 +174,14 @@ class StepWriter:
         self._writer.add_event(event)
 
     def flush(self):
+        """Flush to disk; raises the writer's first I/O error, or if the file was removed."""
         self._writer.flush()
+        self._check()
+        if self._path is not None and not os.path.exists(self._path):
+            raise FileNotFoundError(
+                errno.ENOENT, "the event file was removed (log_dir deleted during training?)", self._path
+            )
 
     def close(self):
         self._writer.close()
+        self._check()
