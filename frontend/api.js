@@ -157,7 +157,7 @@ export class HostChannel {
 
 // TensorBoard's own dark mode (its settings menu) shows as `dark-mode` on the
 // parent page's body.  Calls `callback(dark | null)` now and on every change;
-// null when the parent is not reachable (then prefers-color-scheme rules).
+// null when the parent is not reachable (the caller then follows prefers-color-scheme).
 export function watchHostTheme(callback) {
   let body = null;
   try {

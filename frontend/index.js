@@ -427,16 +427,23 @@ class App {
     for (const [k, v] of Object.entries(fromHost)) if (k in DEFAULTS && typeof v === "string") hostKeys[k] = v;
     Object.assign(this.state, fromIframe, fromParent, hostKeys);
     this._syncControls();
-    watchHostTheme((dark) => {
-      if (dark === null) delete document.documentElement.dataset.theme;
-      else document.documentElement.dataset.theme = dark ? "dark" : "light";
+    // TensorBoard's own dark mode when it can be read, else the browser's preference.
+    const prefersDark = matchMedia("(prefers-color-scheme: dark)");
+    let hostDark = null;
+    const applyTheme = () => {
+      const dark = hostDark === null ? prefersDark.matches : hostDark;
+      document.documentElement.dataset.theme = dark ? "dark" : "light";
       if (this.grids.length) this.draw();
       if (this.drill.open && this.drill.data) {
         this.drill.drawBands();
         if (this.drill.histogram) this.drill.drawHistogram();
       }
+    };
+    watchHostTheme((dark) => {
+      hostDark = dark;
+      applyTheme();
     });
-    matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => this.grids.length && this.draw());
+    prefersDark.addEventListener("change", applyTheme);
     this.host.on("experimental.DataReloaded", () => this.reload());
     if (!this.host.connected) {
       setInterval(() => document.visibilityState === "visible" && this.reload(), RELOAD_FALLBACK_MS);
