@@ -19,8 +19,12 @@ parameter, 404 for an unknown run/metric/stat/layer):
   "stat", "layers", "steps", "step_ends", "wall_times", "values",
   "nonfinite", "pooling", "range"}`.  `values[i][j]` is layer i, column j;
   null for a missing or non-finite cell; `nonfinite` lists `[i, j, "nan" |
-  "inf" | "-inf"]`.  `layer_filter` is a regular expression searched in the
-  layer path.
+  "inf" | "-inf"]`.  `steps`/`step_ends` are the first/last logged step
+  of each column, `wall_times` the first wall time; `pooling` names the rule
+  used for `stat` (below); `range` is `{"min_positive", "max"}` of the
+  finite cells (null if none).  `max_steps` must be an integer >= 1 (larger
+  than 100000 is capped); `layer_filter` is a regular expression searched
+  in the layer path (at most 256 characters).
 * `layer?run&layer&metric[&max_steps]` -> `{"run", "layer", "metric",
   "stats", "steps", "step_ends", "values", "nonfinite",
   "histogram_steps"}`; `values[j]` holds every statistic of column j and
@@ -64,7 +68,7 @@ byte-bounded LRU caches hold:
 
 * run data: at most `TB_STEPSIZE_CACHE_MB` MiB (default 1024) of `RunData`
   arrays (8 bytes per value plus 1 per cell for the presence mask, e.g.
-  about 340 MB for 200 layers x 10,000 steps x 2 metrics with 13 + 1
+  about 230 MB for 200 layers x 10,000 steps x 2 metrics with 13 + 1
   statistics); the most recently used run is always kept;
 * encoded (gzipped JSON) `heatmap` and `layer` responses: at most 1/4 of
   that budget;
