@@ -42,7 +42,7 @@ def random_hists(rng, n_layers):
 
 
 # Cells (layer row, step) that get a non-finite value in every statistic of
-# `step` -- in set A's steps.
+# `step` but `nonfinite` -- in set A's steps.
 NONFINITE_CELLS = {(0, 3): np.nan, (1, 5): np.inf, (2, 5): -np.inf, (1, 6): -np.inf}
 
 
@@ -60,7 +60,10 @@ def write_synthetic_run(run_dir, steps_a=range(1, 9), steps_b=range(9, 13), seed
             stats = {m: random_stats(rng, len(layers), m) for m in METRICS}
             for (row, s), value in NONFINITE_CELLS.items():
                 if s == step and row < len(layers):
+                    # Every statistic non-finite; `nonfinite` counts the bad
+                    # elements (a NaN count would mean "not updated": missing).
                     stats["step"][row, :] = value
+                    stats["step"][row, metadata.ELEMENT_STATS.index("nonfinite")] = 3
             hists = {"step": random_hists(rng, len(layers))}
             writer.write(step, stats, hists, wall_time=1000.0 + step)
         writer.close()

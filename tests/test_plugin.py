@@ -667,3 +667,23 @@ def test_heatmap_bin_errors_are_json(app):
         ("heatmap.bin?run=run1&metric=step&stat=p50&max_steps=x", 400),
     ):
         assert "error" in get_json(client, f"{BASE}/{url}", code=code)
+
+
+def test_not_updated_variable_is_missing_not_nan(tmp_path):
+    """A row whose `nonfinite` count is NaN (no update) is a missing cell."""
+    from tb_stepsize.summary import StepWriter
+
+    rng = np.random.default_rng(2)
+    writer = StepWriter(str(tmp_path / "run"), h.LAYERS_A, h.METRICS, "Adam")
+    for step in (1, 2):
+        stats = {m: h.random_stats(rng, len(h.LAYERS_A), m) for m in h.METRICS}
+        if step == 2:
+            stats["step"][1, :] = np.nan  # dense/bias untouched at step 2
+            stats["update_ratio"][1, :] = np.nan
+        writer.write(step, stats, {"step": h.random_hists(rng, len(h.LAYERS_A))})
+    writer.close()
+    client, _, _ = h.make_app(str(tmp_path))
+    for stat in ("p50", "nonfinite"):
+        out = get_json(client, f"{BASE}/heatmap?" + q(run="run", metric="step", stat=stat))
+        assert out["values"][1][1] is None and out["values"][1][0] is not None
+        assert out["nonfinite"] == []
