@@ -20,7 +20,7 @@ parameter, 404 for an unknown run/metric/stat/layer):
   "nonfinite", "pooling", "range"}`.  `values[i][j]` is layer i, column j;
   null for a missing or non-finite cell; `nonfinite` lists `[i, j, "nan" |
   "inf" | "-inf"]`.  `steps`/`step_ends` are the first/last logged step
-  of each column, `wall_times` the first wall time; `pooling` names the rule
+  of each column, `wall_times` the first wall time (null if not finite); `pooling` names the rule
   used for `stat` (below); `range` is `{"min_positive", "max"}` of the
   finite cells (null if none).  `max_steps` must be an integer >= 1 (larger
   than 100000 is capped); `layer_filter` is a regular expression searched
@@ -651,7 +651,8 @@ class StepSizePlugin(base_plugin.TBPlugin):
             "layers": [data.layers[i] for i in rows],
             "steps": firsts.tolist(),
             "step_ends": ends.tolist(),
-            "wall_times": data.wall_times[::group].tolist(),
+            # null for a wall time that is not a finite number (a damaged event)
+            "wall_times": [w if np.isfinite(w) else None for w in data.wall_times[::group].tolist()],
         }
         tail = {
             "pooling": rule,

@@ -7,6 +7,7 @@ event-file readers (its TF stub when TF is absent).
 
 import dataclasses
 import os
+import warnings
 
 import numpy as np
 from tensorboard import context as tb_context
@@ -62,14 +63,62 @@ class RunData:
         by_step = {}
         for tag in tags:
             for datum in self._histogram_reader(tag):
-                try:
-                    array = np.asarray(datum.numpy, np.float64)
-                except (TypeError, ValueError):
-                    continue
-                if array.ndim == 2 and array.shape[1] == 3:
+                array = _numeric(datum.numpy)
+                # A histogram's edges and counts are finite: anything else is not one.
+                if array is not None and array.ndim == 2 and array.shape[1] == 3 and np.isfinite(array).all():
                     by_step[datum.step] = array
         steps = sorted(by_step)
         return np.array(steps, np.int64), [by_step[s] for s in steps]
+
+
+def _numeric(value):
+    """`value` as a float64 array, or None if it is not real numbers (strings, complex, ...)."""
+    try:
+        array = np.asarray(value)
+        if array.dtype.kind not in "iuf":
+            return None
+        return array.astype(np.float64)
+    except (TypeError, ValueError):
+        return None
+
+
+# What TensorBoard's tensor conversion raises on a tensor it cannot turn into
+# an array (unknown dtype, content that does not fit the shape, ...).
+_CONVERSION_ERRORS = (TypeError, ValueError, KeyError, OverflowError)
+
+
+def _read_tensors(provider, ctx, experiment_id, run, tags, problems=None):
+    """{tag: [TensorDatum]} of `run`'s `tags`.
+
+    The data provider converts every tensor of a request to an array and
+    fails the whole request on one it cannot convert; then each tag is read
+    on its own and a tag that fails is skipped (named in `problems`).
+    """
+
+    def read(some):
+        return provider.read_tensors(
+            ctx,
+            experiment_id=experiment_id,
+            plugin_name=metadata.PLUGIN_NAME,
+            downsample=_ALL_SAMPLES,
+            run_tag_filter=tb_provider.RunTagFilter(runs=[run], tags=list(some)),
+        ).get(run, {})
+
+    try:
+        return read(tags)
+    except _CONVERSION_ERRORS:
+        if len(tags) == 1:
+            if problems is not None:
+                problems.append(f"{tags[0]}: unreadable tensor data; skipped")
+            return {}
+    out = {}
+    for tag in tags:
+        try:
+            out.update(read([tag]))
+        except _CONVERSION_ERRORS as e:
+            if problems is not None:
+                problems.append(f"{tag}: unreadable tensor data ({type(e).__name__}: {e}); skipped")
+    return out
 
 
 def _time_series_contents(provider, ctx, experiment_id):
@@ -113,13 +162,7 @@ def read_run(provider, ctx, experiment_id, run, contents=None):
             histogram_tags.setdefault((content["metric"], content["layer"]), []).append(tag)
     if not stats_tags:
         return None
-    data = provider.read_tensors(
-        ctx,
-        experiment_id=experiment_id,
-        plugin_name=metadata.PLUGIN_NAME,
-        downsample=_ALL_SAMPLES,
-        run_tag_filter=tb_provider.RunTagFilter(runs=[run], tags=list(stats_tags)),
-    ).get(run, {})
+    data = _read_tensors(provider, ctx, experiment_id, run, list(stats_tags), problems)
 
     layers, layer_info, optimizer = [], {}, ""
     for content in stats_tags.values():
@@ -145,19 +188,24 @@ def read_run(provider, ctx, experiment_id, run, contents=None):
         tags = [t for t, c in stats_tags.items() if c["metric"] == metric]
         if not tags:
             continue
-        names = stats_tags[tags[0]]["stats"]
+        # Tags that disagree on the statistics: keep this format's own list
+        # for a known metric (a foreign tag must not hide the real data).
+        canonical = list(metadata.stats_for(metric)) if metric in metadata.METRICS else None
+        names = next(
+            (stats_tags[t]["stats"] for t in tags if stats_tags[t]["stats"] == canonical),
+            stats_tags[tags[0]]["stats"],
+        )
         grid = np.full((len(layers), len(steps), len(names)), np.nan)
         seen = np.zeros((len(layers), len(steps)), bool)
         for tag in tags:
             content = stats_tags[tag]
             if content["stats"] != names:
-                problems.append(f"{tag}: statistics differ from {tags[0]}; skipped")
+                problems.append(f"{tag}: statistics differ from the other {metric!r} tags; skipped")
                 continue
             rows = [row_of[l["path"]] for l in content["layers"]]
             for datum in data.get(tag, []):
-                try:
-                    array = np.asarray(datum.numpy, np.float64)
-                except (TypeError, ValueError):
+                array = _numeric(datum.numpy)
+                if array is None:
                     problems.append(f"{tag} step {datum.step}: not numeric; skipped")
                     continue
                 if array.shape != (len(rows), len(names)):
@@ -171,20 +219,14 @@ def read_run(provider, ctx, experiment_id, run, contents=None):
     # A variable the update did not touch (no gradient) is written as a row
     # whose `nonfinite` count is NaN: that cell is missing, not a NaN step.
     if "nonfinite" in stats.get("step", []):
-        updated = ~np.isnan(values["step"][:, :, stats["step"].index("nonfinite")])
+        # (only where `step` was read: a cell it lacks says nothing of the others)
+        updated = ~(present["step"] & np.isnan(values["step"][:, :, stats["step"].index("nonfinite")]))
         for metric in present:
             present[metric] &= updated
             values[metric][~updated] = np.nan
 
     def read_histogram(tag):
-        result = provider.read_tensors(
-            ctx,
-            experiment_id=experiment_id,
-            plugin_name=metadata.PLUGIN_NAME,
-            downsample=_ALL_SAMPLES,
-            run_tag_filter=tb_provider.RunTagFilter(runs=[run], tags=[tag]),
-        )
-        return result.get(run, {}).get(tag, [])
+        return _read_tensors(provider, ctx, experiment_id, run, [tag]).get(tag, [])
 
     return RunData(
         steps=steps,
@@ -201,6 +243,35 @@ def read_run(provider, ctx, experiment_id, run, contents=None):
     )
 
 
+# Unparsable events skipped per `load` before giving up (each retry skips one).
+_MAX_SKIPPED_EVENTS = 1000
+
+
+def _reload(multiplexer, logdir):
+    """`multiplexer.Reload()`, skipping events whose bytes pass the CRC but do not parse.
+
+    TensorBoard's loader raises on such an event; its record reader has
+    already moved past it, so reloading again goes on with the next one.
+    """
+    from google.protobuf.message import DecodeError
+
+    skipped = []
+    while True:
+        try:
+            multiplexer.Reload()
+            break
+        except DecodeError as e:
+            skipped.append(str(e))
+            if len(skipped) >= _MAX_SKIPPED_EVENTS:
+                break
+    if skipped:
+        warnings.warn(
+            f"tb_stepsize: skipped {len(skipped)} unreadable event(s) under {logdir!r} "
+            f"({skipped[0]})",
+            stacklevel=3,
+        )
+
+
 def _local_provider(logdir):
     from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
 
@@ -208,7 +279,7 @@ def _local_provider(logdir):
         tensor_size_guidance={metadata.PLUGIN_NAME: 0}
     )
     multiplexer.AddRunsFromDirectory(logdir)
-    multiplexer.Reload()
+    _reload(multiplexer, logdir)
     return data_provider.MultiplexerDataProvider(multiplexer, logdir)
 
 

@@ -91,3 +91,19 @@ def sweep_routes(client):
     for url in route_urls(tags):
         check_response(client.get(url), url)
     return tags
+
+
+def make_app(logdir):
+    """werkzeug test client of a TensorBoard app over `logdir`, loaded the way `load` does
+    (TensorBoard's multiplexer, skipping events that do not parse)."""
+    from tensorboard.backend import application
+    from tensorboard.plugins import base_plugin
+    from werkzeug import test as werkzeug_test
+
+    from tb_stepsize import reader
+    from tb_stepsize.plugin_loader import StepSizeLoader
+
+    provider = reader._local_provider(logdir)
+    context = base_plugin.TBContext(data_provider=provider, logdir=logdir)
+    plugin = StepSizeLoader().load(context)
+    return werkzeug_test.Client(application.TensorBoardWSGI([plugin], data_provider=provider))
