@@ -1,0 +1,199 @@
+"""Long and wide run: STEPS logged steps x LAYERS layers in one run, served by a real TensorBoard.
+
+    python bench/bench_longrun.py [--steps 100000] [--layers 500] [--out DIR]
+        [--load-fast true|false] [--histogram-layers 2] [--max-rss-gb 10] [--keep]
+
+1. Writes the run with `tb_stepsize.summary.StepWriter` as a monitor would
+   (metrics `step` and `update_ratio`; histograms only for the first
+   `--histogram-layers` layers), cycling through 64 random payloads, and
+   prints the generation time and size.  An existing complete run in
+   `--out` is reused.
+2. Prints the memory the plugin needs for this run and the bound its caches
+   imply (see `tb_stepsize/plugin.py`, "Caching and memory").
+3. Starts `tensorboard` on 127.0.0.1 (`--load_fast` as given), polls `tags`
+   until the whole run is loaded, then times `tags`, `heatmap?max_steps=2000`
+   (cold and warm), `heatmap.bin`, `layer?max_steps=2000` (cold and warm) and
+   `histogram`, checks that answers are pooled to at most `max_steps`
+   columns, and prints the peak RSS (VmHWM) of the tensorboard process and
+   of its data server.  A watchdog kills TensorBoard if its RSS passes
+   `--max-rss-gb` (the machine is shared) and reports it.
+
+The test suite runs a smoke of this (2,000 steps x 50 layers) in
+tests/test_robustness_concurrent.py.
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from urllib.parse import urlencode
+
+import numpy as np
+import requests
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+
+import robustness_helpers as rh  # noqa: E402
+from tb_stepsize import metadata  # noqa: E402
+from tb_stepsize.summary import StepWriter  # noqa: E402
+
+METRICS = ["step", "update_ratio"]
+VARIANTS = 64
+MAX_STEPS = 2000
+BASE = rh.BASE
+
+
+def generate(run_dir, n_steps, n_layers, hist_layers):
+    rng = np.random.default_rng(0)
+    pool = []
+    for _ in range(VARIANTS):
+        base = 10.0 ** rng.uniform(-7, -3, size=(n_layers, 1))
+        quant = np.sort(rng.uniform(0.1, 3.0, size=(n_layers, 9)), axis=1) * base
+        elem = np.concatenate([quant, quant[:, 4:5] * 1.05, quant[:, 4:5] * 1.3, np.full((n_layers, 1), 0.01), np.zeros((n_layers, 1))], axis=1)
+        hists = {}
+        if hist_layers:
+            h = np.zeros((n_layers, metadata.HIST_BINS), np.int64)
+            h[:hist_layers, 200:216] = rng.integers(1, 5000, size=(hist_layers, 16))
+            hists = {"step": h}
+        pool.append(({"step": elem.astype(np.float32), "update_ratio": rng.uniform(1e-6, 1e-2, (n_layers, 1)).astype(np.float32)}, hists))
+    writer = StepWriter(run_dir, rh.layer_list(n_layers), METRICS, "SGD", histograms=bool(hist_layers), flush_secs=120)
+    started = time.monotonic()
+    for step in range(1, n_steps + 1):
+        stats, hists = pool[step % VARIANTS]
+        writer.write(step, stats, hists, wall_time=1.7e9 + step)
+        if step % max(1, n_steps // 10) == 0:
+            print(f"  written {step}/{n_steps} steps ({time.monotonic() - started:.0f} s)", flush=True)
+    writer.close()
+    with open(os.path.join(run_dir, "COMPLETE"), "w") as f:
+        f.write(f"{n_steps} {n_layers} {hist_layers}\n")
+    return time.monotonic() - started
+
+
+def memory_bound(n_steps, n_layers):
+    """(bytes of the run's RunData in the plugin, transient bytes while reading it)."""
+    cells = n_steps * n_layers
+    stats = len(metadata.ELEMENT_STATS) + 1  # step + update_ratio
+    run_data = cells * stats * 8 + cells * len(METRICS) + n_steps * 16
+    transient = cells * stats * 4  # the provider's float32 arrays, one per logged step and tag
+    return run_data, transient
+
+
+class Watchdog(threading.Thread):
+    def __init__(self, tb, limit_kb):
+        super().__init__(daemon=True)
+        self.tb, self.limit_kb, self.fired, self.stop = tb, limit_kb, None, threading.Event()
+
+    def run(self):
+        while not self.stop.wait(0.5):
+            for pid, (name, _hwm, rss) in self.tb.peak_rss_kb().items():
+                if rss > self.limit_kb:
+                    self.fired = f"{name} (pid {pid}) reached {rss / 2**20:.1f} GiB RSS"
+                    self.tb.proc.kill()
+                    return
+
+
+def timed(session, tb, route, params):
+    started = time.perf_counter()
+    response = session.get(tb.url(f"{BASE}/{route}?" + urlencode(params)), timeout=3600)
+    elapsed = time.perf_counter() - started
+    if response.status_code != 200:
+        raise RuntimeError(f"{route} {params}: {response.status_code} {response.text[:300]}")
+    return response, elapsed
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=100_000)
+    parser.add_argument("--layers", type=int, default=500)
+    parser.add_argument("--histogram-layers", type=int, default=2)
+    parser.add_argument("--out", help="log directory (default: a temporary one, removed unless --keep)")
+    parser.add_argument("--load-fast", default="true", choices=["true", "false"])
+    parser.add_argument("--max-rss-gb", type=float, default=10.0)
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args(argv)
+
+    out = args.out or tempfile.mkdtemp(prefix="tb_stepsize_longrun_")
+    run_dir = os.path.join(out, "long")
+    marker = os.path.join(run_dir, "COMPLETE")
+    spec = f"{args.steps} {args.layers} {args.histogram_layers}\n"
+    if os.path.exists(marker) and open(marker).read() == spec:
+        print(f"reusing {run_dir}")
+    else:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        os.makedirs(run_dir)
+        print(f"writing {args.steps} steps x {args.layers} layers to {run_dir}", flush=True)
+        seconds = generate(run_dir, args.steps, args.layers, args.histogram_layers)
+        print(f"generation: {seconds:.1f} s ({seconds / args.steps * 1000:.2f} ms per logged step)")
+    size = sum(os.path.getsize(p) for p in rh.event_files(run_dir))
+    print(f"event files: {size / 2**20:.0f} MiB ({size / args.steps / 1024:.1f} KiB per step)")
+
+    run_data, transient = memory_bound(args.steps, args.layers)
+    budget = float(os.environ.get("TB_STEPSIZE_CACHE_MB", "1024")) * 2**20
+    print(
+        f"plugin memory for this run: RunData {run_data / 2**30:.2f} GiB "
+        f"({'within' if run_data <= budget else 'above'} the {budget / 2**30:.2f} GiB run-data budget; "
+        f"the most recent run is always kept); caches bound: max(budget, this run) + budget/2 "
+        f"= {(max(budget, run_data) + budget / 2) / 2**30:.2f} GiB steady, "
+        f"+ ~{transient / 2**30:.2f} GiB of provider arrays while reading it"
+    )
+
+    tb = rh.TensorBoard(out, os.path.join(out, "tensorboard.log"), f"--load_fast={args.load_fast}")
+    watchdog = Watchdog(tb, args.max_rss_gb * 2**20)
+    watchdog.start()
+    session = requests.Session()
+    results = {}
+    try:
+        started = time.perf_counter()
+        last_read = None
+        while True:
+            if tb.proc.poll() is not None:
+                raise RuntimeError(watchdog.fired or "tensorboard exited; see tensorboard.log")
+            try:
+                response, elapsed = timed(session, tb, "tags", {})
+                entry = response.json().get("long")
+                if entry:
+                    last_read = elapsed
+                    print(f"  tags after {time.perf_counter() - started:.0f} s: {entry['num_steps']} steps (answer took {elapsed:.1f} s)", flush=True)
+                    if entry["num_steps"] == args.steps:
+                        break
+            except requests.RequestException:
+                pass
+            time.sleep(5)
+        results["loaded (TensorBoard + first complete read)"] = time.perf_counter() - started
+        results["tags, first complete read of the run"] = last_read
+        results["tags, warm"] = timed(session, tb, "tags", {})[1]
+        params = {"run": "long", "metric": "step", "stat": "p50", "max_steps": MAX_STEPS}
+        response, results["heatmap max_steps=2000, cold"] = timed(session, tb, "heatmap", params)
+        out_json = response.json()
+        assert len(out_json["steps"]) <= MAX_STEPS and all(len(r) == len(out_json["steps"]) for r in out_json["values"])
+        results["heatmap max_steps=2000, warm"] = timed(session, tb, "heatmap", params)[1]
+        results["heatmap stat=max, cold"] = timed(session, tb, "heatmap", dict(params, stat="max"))[1]
+        results["heatmap.bin max_steps=2000, cold"] = timed(session, tb, "heatmap.bin", params)[1]
+        layer = rh.layer_list(args.layers)[0]["path"]
+        lparams = {"run": "long", "metric": "step", "layer": layer, "max_steps": MAX_STEPS}
+        response, results["layer max_steps=2000, cold"] = timed(session, tb, "layer", lparams)
+        assert len(response.json()["steps"]) <= MAX_STEPS
+        results["layer max_steps=2000, warm"] = timed(session, tb, "layer", lparams)[1]
+        if args.histogram_layers:
+            hparams = {"run": "long", "metric": "step", "layer": layer, "step": args.steps // 2}
+            results["histogram"] = timed(session, tb, "histogram", hparams)[1]
+        print(f"\n{args.steps} steps x {args.layers} layers, load_fast={args.load_fast}; heatmap answer {len(out_json['steps'])} columns")
+        for name, seconds in results.items():
+            print(f"  {name:45s} {seconds * 1000:10.0f} ms")
+        for pid, (name, hwm, rss) in tb.peak_rss_kb().items():
+            print(f"  peak RSS {name} (pid {pid}): {hwm / 2**20:.2f} GiB (now {rss / 2**20:.2f} GiB)")
+    finally:
+        watchdog.stop.set()
+        tb.stop()
+        if watchdog.fired:
+            print(f"WATCHDOG: {watchdog.fired}; TensorBoard killed (limit {args.max_rss_gb} GiB)")
+        if not args.out and not args.keep:
+            shutil.rmtree(out, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
