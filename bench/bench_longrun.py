@@ -160,6 +160,8 @@ def main(argv=None):
                     print(f"  tags after {time.perf_counter() - started:.0f} s: {entry['num_steps']} steps (answer took {elapsed:.1f} s)", flush=True)
                     if entry["num_steps"] == args.steps:
                         break
+                    if entry["problems"]:
+                        raise RuntimeError(f"the plugin cannot read the run: {entry['problems']}")
             except requests.RequestException:
                 pass
             time.sleep(5)

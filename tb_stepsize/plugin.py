@@ -593,6 +593,10 @@ class StepSizePlugin(base_plugin.TBPlugin):
                         entry = self._summary(self._run(ctx, eid, run)[1])
                     except _HttpError:
                         entry = None
+                    except Exception as e:  # noqa: BLE001 -- one unreadable run must not hide the others
+                        logger.exception("stepsize: reading run %r failed", run)
+                        content_problems.insert(0, f"reading the run failed: {type(e).__name__}: {e}")
+                        entry = None
             if entry is None:  # only unreadable tags: report why
                 entry = {
                     "layers": [],

@@ -111,6 +111,15 @@ def _read_tensors(provider, ctx, experiment_id, run, tags, problems=None):
             if problems is not None:
                 problems.append(f"{tags[0]}: unreadable tensor data; skipped")
             return {}
+    except Exception as e:  # noqa: BLE001
+        if not _too_large(e):
+            raise
+        if len(tags) == 1:
+            raise RunTooLargeError(
+                f"run {run!r}, tag {tags[0]!r}: the data server's answer exceeds TensorBoard's "
+                "256 MiB message limit (too many logged steps x layers for --load_fast=true); "
+                "start TensorBoard with --load_fast=false, or log every N-th step"
+            ) from None
     out = {}
     for tag in tags:
         try:
@@ -118,7 +127,28 @@ def _read_tensors(provider, ctx, experiment_id, run, tags, problems=None):
         except _CONVERSION_ERRORS as e:
             if problems is not None:
                 problems.append(f"{tag}: unreadable tensor data ({type(e).__name__}: {e}); skipped")
+        except Exception as e:  # noqa: BLE001
+            if not _too_large(e):
+                raise
+            raise RunTooLargeError(
+                f"run {run!r}, tag {tag!r}: the data server's answer exceeds TensorBoard's "
+                "256 MiB message limit (too many logged steps x layers for --load_fast=true); "
+                "start TensorBoard with --load_fast=false, or log every N-th step"
+            ) from None
     return out
+
+
+class RunTooLargeError(RuntimeError):
+    """A run's data does not fit in one answer of TensorBoard's data server."""
+
+
+def _too_large(error):
+    """True for gRPC's RESOURCE_EXHAUSTED (an answer above the client's message limit)."""
+    code = getattr(error, "code", None)
+    try:
+        return callable(code) and getattr(code(), "name", "") == "RESOURCE_EXHAUSTED"
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def _time_series_contents(provider, ctx, experiment_id):

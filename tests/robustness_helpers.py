@@ -93,9 +93,9 @@ def sweep_routes(client):
     return tags
 
 
-def make_app(logdir):
+def make_app(logdir, provider=None):
     """werkzeug test client of a TensorBoard app over `logdir`, loaded the way `load` does
-    (TensorBoard's multiplexer, skipping events that do not parse)."""
+    (TensorBoard's multiplexer, skipping events that do not parse), or over `provider`."""
     from tensorboard.backend import application
     from tensorboard.plugins import base_plugin
     from werkzeug import test as werkzeug_test
@@ -103,7 +103,7 @@ def make_app(logdir):
     from tb_stepsize import reader
     from tb_stepsize.plugin_loader import StepSizeLoader
 
-    provider = reader._local_provider(logdir)
+    provider = provider or reader._local_provider(logdir)
     context = base_plugin.TBContext(data_provider=provider, logdir=logdir)
     plugin = StepSizeLoader().load(context)
     return werkzeug_test.Client(application.TensorBoardWSGI([plugin], data_provider=provider))

@@ -382,3 +382,67 @@ def test_unconvertible_tensors_skip_their_tag(tmp_path, base):
     assert any("update_ratio/" in p and "unreadable tensor data" in p for p in run.problems), run.problems
     tags = rh.sweep_routes(rh.make_app(str(tmp_path)))
     assert tags["run"]["problems"]
+
+
+# ------------------------------------------- the data server's answer limit
+
+
+class _TooLarge(Exception):
+    """What gRPC raises for an answer above the client's 256 MiB message limit."""
+
+    def code(self):
+        import types
+
+        return types.SimpleNamespace(name="RESOURCE_EXHAUSTED")
+
+
+def _limited_provider(logdir, too_large):
+    """The local provider, raising `_TooLarge` for reads `too_large(run, tags)` says are too big."""
+    from tb_stepsize import reader
+
+    provider = reader._local_provider(logdir)
+    original = provider.read_tensors
+
+    def read_tensors(ctx=None, **kwargs):
+        f = kwargs.get("run_tag_filter")
+        if f is not None and f.runs and too_large(list(f.runs)[0], sorted(f.tags or [])):
+            raise _TooLarge("Received message larger than max")
+        return original(ctx, **kwargs)
+
+    provider.read_tensors = read_tensors
+    return provider
+
+
+def test_answers_above_the_data_server_limit(tmp_path):
+    """The Rust data server cannot send a run bigger than 256 MiB in one answer:
+    tags are then read one by one; a single tag too big is a clear error that
+    names the way out, and the other runs are still listed and served."""
+    from tb_stepsize import reader
+    from tensorboard import context as tb_context
+
+    logdir = str(tmp_path)
+    for run in ("split", "huge", "small"):
+        write_base(os.path.join(logdir, run))
+    stats_tags = lambda tags: [t for t in tags if "/hist/" not in t]  # noqa: E731
+    provider = _limited_provider(
+        logdir,
+        lambda run, tags: (run == "split" and len(stats_tags(tags)) > 1)
+        or (run == "huge" and any(t.startswith("step/") and "/hist/" not in t for t in tags)),
+    )
+    ctx = tb_context.RequestContext()
+    split = reader.read_run(provider, ctx, "", "split")
+    np.testing.assert_array_equal(split.values["step"], tb_stepsize.load(os.path.join(logdir, "split")).values["step"])
+    assert split.problems == []
+    with pytest.raises(reader.RunTooLargeError, match="--load_fast=false"):
+        reader.read_run(provider, ctx, "", "huge")
+
+    client = rh.make_app(logdir, provider)
+    response = client.get(f"{rh.BASE}/tags")
+    assert response.status_code == 200
+    tags = json.loads(response.get_data())
+    assert tags["small"]["num_steps"] == tags["split"]["num_steps"] == len(STEPS)
+    assert tags["huge"]["num_steps"] == 0 and "256 MiB" in tags["huge"]["problems"][0]
+    response = client.get(f"{rh.BASE}/heatmap?run=huge&metric=step&stat=p50")
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert "--load_fast=false" in json.loads(response.get_data())["error"]
+    assert client.get(f"{rh.BASE}/heatmap?run=small&metric=step&stat=p50").status_code == 200
