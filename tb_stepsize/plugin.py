@@ -61,10 +61,17 @@ Caching and memory
 A run's `RunData` is cached per (experiment, run) under a signature made of
 the (tag, max_step, max_wall_time) of its stats tags and the names of all its
 tags, as listed by the data provider; after TensorBoard reloads new data the
-signature changes and the run is read again.  The listing and the signatures
-are asked of the data provider at most once per `LISTING_TTL_SECS` (1 s), so
-new data shows up at most that long after TensorBoard loaded it.  Three
-byte-bounded LRU caches hold:
+signature changes and the run is read again.  A signature is asked of the
+data provider (only the few stats tags: cheap) at most once per
+`LISTING_TTL_SECS` (1 s), so new steps show up at most that long after
+TensorBoard loaded them.  The full tag listing is costly with the Python
+loader (it walks every stored event of every tag, histograms included: ~2 s
+for 200 layers x 10,000 steps); it is made synchronously only for the first
+request and when runs come or go, and re-made in a background thread (the
+old one serving meanwhile) when a run's stats tags moved on or every
+`DISCOVERY_TTL_SECS` (30 s).  So tags that appear without new data in the
+known stats tags (a new layer set in a run) show up within about that.
+Three byte-bounded LRU caches hold:
 
 * run data: at most `TB_STEPSIZE_CACHE_MB` MiB (default 1024) of `RunData`
   arrays (8 bytes per value plus 1 per cell for the presence mask, e.g.
@@ -105,7 +112,8 @@ from tb_stepsize import metadata, reader
 logger = logging.getLogger(__name__)
 
 MAX_STEPS_CAP = 100_000
-LISTING_TTL_SECS = 1.0
+LISTING_TTL_SECS = 1.0  # how long a run's signature / the run list may be reused
+DISCOVERY_TTL_SECS = 30.0  # the full tag listing is re-made at least this often
 MAX_PROBLEMS = 50
 MAX_PARAM_CHARS = 4096
 MAX_FILTER_CHARS = 256
@@ -272,8 +280,9 @@ def _run_data_bytes(data):
 class _Listing:
     """One experiment's stepsize tags: parsed contents and time-series info."""
 
-    def __init__(self, series):
+    def __init__(self, series, all_runs):
         self.series = series  # {run: {tag: TensorTimeSeries}}
+        self.all_runs = all_runs  # every run name (any plugin) when listed, or None
         self.contents = {}  # {run: {tag: content dict or FormatError}}
         for run, tags in series.items():
             parsed = {}
@@ -285,8 +294,8 @@ class _Listing:
                 except Exception as e:  # noqa: BLE001 -- garbage content must not break the tab
                     parsed[tag] = metadata.FormatError(f"unreadable plugin content: {e}")
             self.contents[run] = parsed
-        self.signatures = {}  # run -> signature, filled by the plugin
-        self.created = time.monotonic()
+        self.signatures = {}  # run -> (time, signature), filled by the plugin
+        self.created = self.checked = time.monotonic()
 
     def stats_tags(self, run):
         return sorted(
@@ -294,6 +303,11 @@ class _Listing:
             for tag, c in self.contents.get(run, {}).items()
             if isinstance(c, dict) and c.get("kind") == metadata.KIND_STATS
         )
+
+    def stats_state(self, run):
+        """(tag, max_step, max_wall_time) of `run`'s stats tags when listed."""
+        tags = self.series.get(run, {})
+        return tuple((t, tags[t].max_step, tags[t].max_wall_time) for t in self.stats_tags(run))
 
     def runs(self):
         """Runs with at least one readable stats tag or a reported problem."""
@@ -405,6 +419,7 @@ class StepSizePlugin(base_plugin.TBPlugin):
         self._histograms = _LRU(budget // 4)  # (eid, run, signature, metric, layer) -> (steps, arrays)
         self._summaries = _LRU(4 * 2**20)  # (eid, run) -> (signature, tags entry)
         self._listings = collections.OrderedDict()  # eid -> _Listing, at most MAX_EXPERIMENTS
+        self._discovering = set()  # eids whose listing is being re-made
         self._lock = threading.Lock()
         self._run_locks = [threading.Lock() for _ in range(RUN_LOCKS)]
 
@@ -439,51 +454,108 @@ class StepSizePlugin(base_plugin.TBPlugin):
 
     # data access ----------------------------------------------------------
 
-    def _listing(self, ctx, eid, fresh=False):
+    def _discover(self, ctx, eid):
+        """Lists every stepsize tag of the experiment (costly with the Python
+        loader: it walks every stored event of every tag)."""
+        all_runs = self._all_runs(ctx, eid)
+        series = self._provider.list_tensors(ctx, experiment_id=eid, plugin_name=metadata.PLUGIN_NAME)
+        listing = _Listing(series or {}, all_runs)
         with self._lock:
-            listing = self._listings.get(eid)
-        if (
-            listing is None
-            or fresh
-            or time.monotonic() - listing.created > LISTING_TTL_SECS
-        ):
-            series = self._provider.list_tensors(
-                ctx, experiment_id=eid, plugin_name=metadata.PLUGIN_NAME
-            )
-            listing = _Listing(series or {})
-            with self._lock:
-                self._listings[eid] = listing
-                self._listings.move_to_end(eid)
-                while len(self._listings) > MAX_EXPERIMENTS:
-                    self._listings.popitem(last=False)
+            self._listings[eid] = listing
+            self._listings.move_to_end(eid)
+            while len(self._listings) > MAX_EXPERIMENTS:
+                self._listings.popitem(last=False)
         return listing
 
-    def _signature(self, ctx, eid, run, listing):
-        """Changes whenever TensorBoard has loaded new data for `run`.
+    def _all_runs(self, ctx, eid):
+        try:
+            return frozenset(r.run_name for r in self._provider.list_runs(ctx, experiment_id=eid))
+        except Exception:  # noqa: BLE001 -- a provider without list_runs: rely on the TTL
+            return None
 
-        Kept with the listing, so it is asked for at most once per
-        `LISTING_TTL_SECS` (a data-provider call costs ~40 ms with the Rust
-        data server).
+    def _listing(self, ctx, eid):
+        """The experiment's listing.
+
+        Made synchronously the first time and when runs come or go (checked
+        at most once per `LISTING_TTL_SECS`); re-made in the background
+        every `DISCOVERY_TTL_SECS`, the old one serving meanwhile.
         """
-        if run in listing.signatures:
-            return listing.signatures[run]
-        tags = listing.stats_tags(run)
-        signature = None
+        with self._lock:
+            listing = self._listings.get(eid)
+        if listing is None:
+            return self._discover(ctx, eid)
+        now = time.monotonic()
+        if now - listing.checked > LISTING_TTL_SECS:
+            listing.checked = now
+            if self._all_runs(ctx, eid) != listing.all_runs:
+                return self._discover(ctx, eid)
+        if now - listing.created > DISCOVERY_TTL_SECS:
+            self._discover_in_background(ctx, eid)
+        return listing
+
+    def _discover_in_background(self, ctx, eid):
+        with self._lock:
+            if eid in self._discovering:
+                return
+            self._discovering.add(eid)
+
+        def work():
+            try:
+                self._discover(ctx, eid)
+            except Exception:  # noqa: BLE001
+                logger.exception("stepsize: listing tags failed")
+            finally:
+                with self._lock:
+                    self._discovering.discard(eid)
+
+        threading.Thread(target=work, name="stepsize-listing", daemon=True).start()
+
+    def _signatures(self, ctx, eid, listing, runs):
+        """`{run: signature or None}`.
+
+        A signature changes whenever TensorBoard has loaded new data for the
+        run: it holds the (tag, max_step, max_wall_time) of the run's stats
+        tags, asked of the provider (cheap: a few tags) at most once per
+        `LISTING_TTL_SECS`, and the run's tag names from the listing.  When
+        the stats tags moved on, new tags may have come too: the listing is
+        re-made in the background.
+        """
+        now = time.monotonic()
+        result, stale = {}, []
+        for run in runs:
+            cached = listing.signatures.get(run)
+            if cached is not None and now - cached[0] <= LISTING_TTL_SECS:
+                result[run] = cached[1]
+            else:
+                stale.append(run)
+        if not stale:
+            return result
+        tags = sorted({t for run in stale for t in listing.stats_tags(run)})
+        current = {}
         if tags:
             current = self._provider.list_tensors(
                 ctx,
                 experiment_id=eid,
                 plugin_name=metadata.PLUGIN_NAME,
-                run_tag_filter=tb_provider.RunTagFilter(runs=[run], tags=tags),
-            ).get(run, {})
-            signature = (
-                tuple(
-                    (t, current[t].max_step, current[t].max_wall_time) for t in tags if t in current
-                ),
-                frozenset(listing.contents.get(run, {})),
+                run_tag_filter=tb_provider.RunTagFilter(runs=stale, tags=tags),
             )
-        listing.signatures[run] = signature
-        return signature
+        moved = False
+        for run in stale:
+            signature = None
+            series = current.get(run, {})
+            state = tuple(
+                (t, series[t].max_step, series[t].max_wall_time)
+                for t in listing.stats_tags(run)
+                if t in series
+            )
+            if state:
+                signature = (state, frozenset(listing.contents.get(run, {})))
+                moved = moved or state != listing.stats_state(run)
+            listing.signatures[run] = (now, signature)
+            result[run] = signature
+        if moved:
+            self._discover_in_background(ctx, eid)
+        return result
 
     def _run(self, ctx, eid, run):
         """`(signature, RunData)` of `run`; 404 if it has no step-size data."""
@@ -492,7 +564,7 @@ class StepSizePlugin(base_plugin.TBPlugin):
         listing = self._listing(ctx, eid)
         if run not in listing.contents:
             raise _missing(f"no step-size data for run {run!r}")
-        signature = self._signature(ctx, eid, run, listing)
+        signature = self._signatures(ctx, eid, listing, [run])[run]
         if signature is None:
             raise _missing(f"run {run!r} has no readable step-size data")
         key = (eid, run)
@@ -575,6 +647,7 @@ class StepSizePlugin(base_plugin.TBPlugin):
         if self._provider is None:
             return {}
         listing = self._listing(ctx, eid)
+        signatures = self._signatures(ctx, eid, listing, listing.runs())
         result = {}
         for run in listing.runs():
             content_problems = [
@@ -582,7 +655,7 @@ class StepSizePlugin(base_plugin.TBPlugin):
                 for tag, c in sorted(listing.contents[run].items())
                 if isinstance(c, Exception)
             ]
-            signature = self._signature(ctx, eid, run, listing)
+            signature = signatures.get(run)
             entry = None
             if signature is not None:
                 cached = self._summaries.get((eid, run))

@@ -11,6 +11,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -488,6 +489,55 @@ def test_cache_and_invalidation(tmp_path, monkeypatch):
     assert get_json(client, f"{BASE}/tags")["live"]["num_steps"] == 19
     assert tb_stepsize.load(run_dir).steps.tolist() == list(range(1, 20))
     assert len(plugin._responses) == 1  # the stale response was dropped
+
+
+def test_listing_is_not_redone_per_request(tmp_path, monkeypatch):
+    """The full tag listing (costly with the Python loader) is made once; later
+    requests only ask for the stats tags' signatures."""
+    monkeypatch.setattr(plugin_mod, "LISTING_TTL_SECS", 0.0)
+    h.write_synthetic_run(str(tmp_path / "run1"))
+    client, plugin, multiplexer = h.make_app(str(tmp_path))
+    calls = []
+    real = plugin._provider.list_tensors
+
+    def counting(ctx=None, **kwargs):
+        calls.append(kwargs.get("run_tag_filter"))
+        return real(ctx, **kwargs)
+
+    monkeypatch.setattr(plugin._provider, "list_tensors", counting)
+    url = f"{BASE}/heatmap?" + q(run="run1", metric="step", stat="p50")
+    for _ in range(4):
+        get_json(client, url)
+        get_json(client, f"{BASE}/tags")
+    full = [c for c in calls if c is None]
+    assert len(full) == 1  # the first listing only
+    assert all(c.tags and all("/hist/" not in t for t in c.tags) for c in calls if c is not None)
+
+    # A new run appears after TensorBoard's reload: discovered on the next request.
+    h.write_synthetic_run(str(tmp_path / "run2"), steps_a=range(1, 3), steps_b=())
+    multiplexer.AddRunsFromDirectory(str(tmp_path))
+    multiplexer.Reload()
+    assert sorted(get_json(client, f"{BASE}/tags")) == ["run1", "run2"]
+
+
+def test_new_layer_set_found_by_periodic_discovery(tmp_path, monkeypatch):
+    """Tags that appear while the old stats tags stand still (a new layer set)
+    are found by the periodic full listing, made in the background."""
+    monkeypatch.setattr(plugin_mod, "LISTING_TTL_SECS", 0.0)
+    run_dir = str(tmp_path / "run")
+    h.write_synthetic_run(run_dir, steps_a=range(1, 4), steps_b=())
+    client, _, multiplexer = h.make_app(str(tmp_path))
+    assert get_json(client, f"{BASE}/tags")["run"]["num_steps"] == 3
+    h.append_steps(run_dir, range(4, 6), layers=h.LAYERS_B)  # new digest, old tags unchanged
+    multiplexer.Reload()
+    monkeypatch.setattr(plugin_mod, "DISCOVERY_TTL_SECS", 0.0)
+    deadline = time.monotonic() + 20  # re-listed in the background
+    while time.monotonic() < deadline:
+        tags = get_json(client, f"{BASE}/tags")["run"]
+        if tags["num_steps"] == 5:
+            break
+        time.sleep(0.05)
+    assert tags["num_steps"] == 5 and tags["layers"][-1] == "late/kernel"
 
 
 def test_lru_budget():
