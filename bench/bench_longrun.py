@@ -96,6 +96,14 @@ class Watchdog(threading.Thread):
                     return
 
 
+def mem_available():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def timed(session, tb, route, params):
     started = time.perf_counter()
     response = session.get(tb.url(f"{BASE}/{route}?" + urlencode(params)), timeout=3600)
@@ -114,6 +122,7 @@ def main(argv=None):
     parser.add_argument("--load-fast", default="true", choices=["true", "false"])
     parser.add_argument("--max-rss-gb", type=float, default=10.0)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--force", action="store_true", help="start TensorBoard even if memory looks short")
     args = parser.parse_args(argv)
 
     out = args.out or tempfile.mkdtemp(prefix="tb_stepsize_longrun_")
@@ -140,6 +149,12 @@ def main(argv=None):
         f"= {(max(budget, run_data) + budget / 2) / 2**30:.2f} GiB steady, "
         f"+ ~{transient / 2**30:.2f} GiB of provider arrays while reading it"
     )
+
+    need = run_data + transient + (size if args.load_fast == "false" else 0)  # + the Python loader's copy
+    available = mem_available()
+    print(f"expected TensorBoard process size: ~{(need + 0.5 * 2**30) / 2**30:.1f} GiB; available now: {available / 2**30:.1f} GiB")
+    if need > min(available, args.max_rss_gb * 2**30) and not args.force:
+        sys.exit("not starting TensorBoard: not enough memory (the machine is shared); --force to try anyway")
 
     tb = rh.TensorBoard(out, os.path.join(out, "tensorboard.log"), f"--load_fast={args.load_fast}")
     watchdog = Watchdog(tb, args.max_rss_gb * 2**20)

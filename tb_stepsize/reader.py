@@ -116,8 +116,8 @@ def _read_tensors(provider, ctx, experiment_id, run, tags, problems=None):
             raise
         if len(tags) == 1:
             raise RunTooLargeError(
-                f"run {run!r}, tag {tags[0]!r}: the data server's answer exceeds TensorBoard's "
-                "256 MiB message limit (too many logged steps x layers for --load_fast=true); "
+                f"run {run!r}, tag {tags[0]!r}: the data server cannot send it in one answer "
+                "(TensorBoard's limit is 256 MiB: too many logged steps x layers for --load_fast=true); "
                 "start TensorBoard with --load_fast=false, or log every N-th step"
             ) from None
     out = {}
@@ -131,8 +131,8 @@ def _read_tensors(provider, ctx, experiment_id, run, tags, problems=None):
             if not _too_large(e):
                 raise
             raise RunTooLargeError(
-                f"run {run!r}, tag {tag!r}: the data server's answer exceeds TensorBoard's "
-                "256 MiB message limit (too many logged steps x layers for --load_fast=true); "
+                f"run {run!r}, tag {tag!r}: the data server cannot send it in one answer "
+                "(TensorBoard's limit is 256 MiB: too many logged steps x layers for --load_fast=true); "
                 "start TensorBoard with --load_fast=false, or log every N-th step"
             ) from None
     return out
@@ -143,10 +143,11 @@ class RunTooLargeError(RuntimeError):
 
 
 def _too_large(error):
-    """True for gRPC's RESOURCE_EXHAUSTED (an answer above the client's message limit)."""
+    """True for gRPC's RESOURCE_EXHAUSTED (an answer above the client's message
+    limit) and CANCELLED (the data server gives up on an answer of gigabytes)."""
     code = getattr(error, "code", None)
     try:
-        return callable(code) and getattr(code(), "name", "") == "RESOURCE_EXHAUSTED"
+        return callable(code) and getattr(code(), "name", "") in ("RESOURCE_EXHAUSTED", "CANCELLED")
     except Exception:  # noqa: BLE001
         return False
 
