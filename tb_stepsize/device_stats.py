@@ -192,6 +192,3 @@ def elementwise_stats(x, segment_ids=None, segments=1):
     targets = QuantileTargets(partials)
     return finish(partials, targets, fine_counts(x, targets, segment_ids, segments)), partials.hist
 
-
-def rms(x):
-    return tf.sqrt(tf.reduce_mean(tf.square(tf.cast(x, tf.float32))))
