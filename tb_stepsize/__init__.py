@@ -6,7 +6,7 @@
 
 from tb_stepsize.reader import RunData, load, load_runs
 
-__all__ = ["StepSizeCallback", "StepSizeMonitor", "RunData", "load", "load_runs"]
+__all__ = ["StepSizeCallback", "StepSizeMonitor", "MonitorError", "RunData", "load", "load_runs"]
 __version__ = "0.1.0"
 
 
@@ -15,8 +15,8 @@ def __getattr__(name):
         from tb_stepsize.callback import StepSizeCallback
 
         return StepSizeCallback
-    if name == "StepSizeMonitor":
-        from tb_stepsize.monitor import StepSizeMonitor
+    if name in ("StepSizeMonitor", "MonitorError"):
+        from tb_stepsize import monitor
 
-        return StepSizeMonitor
+        return getattr(monitor, name)
     raise AttributeError(f"module 'tb_stepsize' has no attribute {name!r}")

@@ -336,8 +336,8 @@ def test_every_keras_optimizer_records_step(tmp_path, name):
 class WithUnusedLayer(keras.Model):
     def __init__(self):
         super().__init__()
-        self.used = keras.layers.Dense(2)
-        self.unused = keras.layers.Dense(3)
+        self.used = keras.layers.Dense(2, name="used")
+        self.unused = keras.layers.Dense(3, name="unused")
         self.used.build((None, 8))
         self.unused.build((None, 8))
 
@@ -353,8 +353,8 @@ def test_variable_without_gradient_is_missing_not_nan(tmp_path):
         train(model, tmp_path, epochs=1)
     run = tb_stepsize.load(str(tmp_path))
     rows = {path: i for i, path in enumerate(run.layers)}
-    unused = [i for p, i in rows.items() if "dense_1" in p]
-    used = [i for p, i in rows.items() if "dense_1" not in p]
+    unused = [i for p, i in rows.items() if "unused" in p]
+    used = [i for p, i in rows.items() if "unused" not in p]
     assert unused and used
     assert not run.present["step"][unused].any() and not run.present["update_ratio"][unused].any()
     assert run.present["step"][used].all()
