@@ -772,17 +772,22 @@ class StepSizePlugin(base_plugin.TBPlugin):
             )
         return http_util.Respond(request, body, "application/octet-stream", content_encoding="gzip")
 
-    @_json_route
-    def _serve_layer(self, request):
+    def _layer_request(self, request):
+        """`(ctx, eid, run, layer, metric, signature, data)` of a per-layer route, checked."""
         ctx = plugin_util.context(request.environ)
         eid = plugin_util.experiment_id(request.environ)
         run = _param(request, "run")
         layer = _param(request, "layer")
         metric = _param(request, "metric")
-        max_steps = _max_steps_param(request)
         signature, data = self._run(ctx, eid, run)
         self._check_metric(data, run, metric)
         self._check_layer(data, run, layer)
+        return ctx, eid, run, layer, metric, signature, data
+
+    @_json_route
+    def _serve_layer(self, request):
+        max_steps = _max_steps_param(request)
+        ctx, eid, run, layer, metric, signature, data = self._layer_request(request)
         group = group_size(data.steps.size, max_steps)
         key = (eid, run, signature, "layer", metric, layer, group)
         cached = self._responses.get(key)
@@ -825,15 +830,8 @@ class StepSizePlugin(base_plugin.TBPlugin):
 
     @_json_route
     def _serve_histogram(self, request):
-        ctx = plugin_util.context(request.environ)
-        eid = plugin_util.experiment_id(request.environ)
-        run = _param(request, "run")
-        layer = _param(request, "layer")
-        metric = _param(request, "metric")
         step = _int_param(request, "step")
-        signature, data = self._run(ctx, eid, run)
-        self._check_metric(data, run, metric)
-        self._check_layer(data, run, layer)
+        ctx, eid, run, layer, metric, signature, data = self._layer_request(request)
         steps, arrays = self._histograms_of(ctx, eid, run, signature, data, metric, layer)
         if not len(arrays):
             raise _missing(f"no histograms of {metric!r} for layer {layer!r} in run {run!r}")
