@@ -1,22 +1,31 @@
 """tb_stepsize: see the step your optimizer applies to every layer.
 
-`load` (and the TensorBoard plugin) import no TensorFlow; the training side
-(`StepSizeCallback`, `StepSizeMonitor`) imports it on first use.
+Everything is imported on first use, so that TensorBoard importing the
+plugin's loader (`tb_stepsize.plugin_loader`) runs nothing else; `load` and
+the plugin import no TensorFlow, the training side (`StepSizeCallback`,
+`StepSizeMonitor`) does.
 """
-
-from tb_stepsize.reader import RunData, load, load_runs
 
 __all__ = ["StepSizeCallback", "StepSizeMonitor", "MonitorError", "RunData", "load", "load_runs"]
 __version__ = "0.1.0"
 
+_HOMES = {
+    "StepSizeCallback": "callback",
+    "StepSizeMonitor": "monitor",
+    "MonitorError": "monitor",
+    "RunData": "reader",
+    "load": "reader",
+    "load_runs": "reader",
+}
+
 
 def __getattr__(name):
-    if name == "StepSizeCallback":
-        from tb_stepsize.callback import StepSizeCallback
+    if name not in _HOMES:
+        raise AttributeError(f"module 'tb_stepsize' has no attribute {name!r}")
+    import importlib
 
-        return StepSizeCallback
-    if name in ("StepSizeMonitor", "MonitorError"):
-        from tb_stepsize import monitor
+    return getattr(importlib.import_module(f"tb_stepsize.{_HOMES[name]}"), name)
 
-        return getattr(monitor, name)
-    raise AttributeError(f"module 'tb_stepsize' has no attribute {name!r}")
+
+def __dir__():
+    return sorted(list(globals()) + __all__)
