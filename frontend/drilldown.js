@@ -2,7 +2,7 @@
 // the log-binned histogram of the chosen step.
 
 import { LogScale, formatTick, formatValue } from "./colormaps.js";
-import { theme } from "./heatmap.js";
+import { setupCanvas, theme } from "./heatmap.js";
 
 const BANDS = [
   ["p01", "p99", 0.16],
@@ -15,18 +15,6 @@ function el(tag, className, text) {
   if (className) node.className = className;
   if (text !== undefined) node.textContent = text;
   return node;
-}
-
-function setupCanvas(canvas, width, height) {
-  const dpr = window.devicePixelRatio || 1;
-  canvas.width = Math.round(width * dpr);
-  canvas.height = Math.round(height * dpr);
-  canvas.style.width = width + "px";
-  canvas.style.height = height + "px";
-  const ctx = canvas.getContext("2d");
-  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  ctx.clearRect(0, 0, width, height);
-  return ctx;
 }
 
 function niceLinear(lo, hi, count) {

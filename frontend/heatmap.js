@@ -4,6 +4,19 @@
 
 import { CODE, LUT_SIZE, SPECIAL, cssColor, formatTick, formatValue, lut, packedLut } from "./colormaps.js";
 
+// Size a canvas for the device pixel ratio; returns its cleared 2-D context in CSS pixels.
+export function setupCanvas(canvas, width, height) {
+  const dpr = window.devicePixelRatio || 1;
+  canvas.width = Math.round(width * dpr);
+  canvas.height = Math.round(height * dpr);
+  canvas.style.width = width + "px";
+  canvas.style.height = height + "px";
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, width, height);
+  return ctx;
+}
+
 export const KIND = { finite: 0, nan: 1, inf: 2, "-inf": 3, missing: 4 };
 const KIND_NAMES = ["finite", "nan", "inf", "-inf", "missing"];
 

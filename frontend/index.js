@@ -17,7 +17,7 @@ import {
 } from "./api.js";
 import { LogScale, SEQUENTIAL, LUT_SIZE, formatValue, lut } from "./colormaps.js";
 import { DrillDown } from "./drilldown.js";
-import { Grid, HeatmapPanel, drawLegend, formatDuration, theme } from "./heatmap.js";
+import { Grid, HeatmapPanel, drawLegend, formatDuration, setupCanvas, theme } from "./heatmap.js";
 
 const PLUGIN = "stepsize";
 const RELOAD_FALLBACK_MS = 30000;
@@ -778,16 +778,8 @@ class App {
       : st.stat === "value"
         ? `${info.label} (per layer), ${info.unit}; log\u2081\u2080 colour scale`
         : `${info.label} (${statLabel} over elements), ${info.unit}; log\u2081\u2080 colour scale`;
-    const dpr = window.devicePixelRatio || 1;
-    const legendH = 64;
     const c = this.ui.legend;
-    c.width = Math.round(legendW * dpr);
-    c.height = Math.round(legendH * dpr);
-    c.style.width = legendW + "px";
-    c.style.height = legendH + "px";
-    const lctx = c.getContext("2d");
-    lctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    lctx.clearRect(0, 0, legendW, legendH);
+    const lctx = setupCanvas(c, legendW, 64);
     this.legendArgs = {
       scale,
       cmap,
