@@ -60,7 +60,7 @@ def generate(run_dir, n_steps, n_layers, hist_layers):
             h[:hist_layers, 200:216] = rng.integers(1, 5000, size=(hist_layers, 16))
             hists = {"step": h}
         pool.append(({"step": elem.astype(np.float32), "update_ratio": rng.uniform(1e-6, 1e-2, (n_layers, 1)).astype(np.float32)}, hists))
-    writer = StepWriter(run_dir, rh.layer_list(n_layers), METRICS, "SGD", histograms=bool(hist_layers), flush_secs=120)
+    writer = StepWriter(run_dir, rh.layer_list(n_layers), METRICS, "SGD", histograms=bool(hist_layers))
     started = time.monotonic()
     for step in range(1, n_steps + 1):
         stats, hists = pool[step % VARIANTS]
@@ -74,12 +74,11 @@ def generate(run_dir, n_steps, n_layers, hist_layers):
 
 
 def memory_bound(n_steps, n_layers):
-    """(bytes of the run's RunData in the plugin, transient bytes while reading it)."""
+    """(bytes the plugin keeps per (metric, stat) matrix of this run, transient bytes while reading one)."""
     cells = n_steps * n_layers
-    stats = len(metadata.ELEMENT_STATS) + 1  # step + update_ratio
-    run_data = cells * stats * 8 + cells * len(METRICS) + n_steps * 16
-    transient = cells * stats * 4  # the provider's float32 arrays, one per logged step and tag
-    return run_data, transient
+    matrix = cells * 5  # float32 values + a 1-byte mask
+    transient = cells * 4 + n_steps * 200  # the provider's arrays of one tag (+ per-step objects)
+    return matrix, transient
 
 
 class Watchdog(threading.Thread):
@@ -140,17 +139,17 @@ def main(argv=None):
     size = sum(os.path.getsize(p) for p in rh.event_files(run_dir))
     print(f"event files: {size / 2**20:.0f} MiB ({size / args.steps / 1024:.1f} KiB per step)")
 
-    run_data, transient = memory_bound(args.steps, args.layers)
+    matrix, transient = memory_bound(args.steps, args.layers)
     budget = float(os.environ.get("TB_STEPSIZE_CACHE_MB", "1024")) * 2**20
+    bound = 1.5 * budget + max(0, matrix - budget)
     print(
-        f"plugin memory for this run: RunData {run_data / 2**30:.2f} GiB "
-        f"({'within' if run_data <= budget else 'above'} the {budget / 2**30:.2f} GiB run-data budget; "
-        f"the most recent run is always kept); caches bound: max(budget, this run) + budget/2 "
-        f"= {(max(budget, run_data) + budget / 2) / 2**30:.2f} GiB steady, "
-        f"+ ~{transient / 2**30:.2f} GiB of provider arrays while reading it"
+        f"plugin memory: one (metric, stat) matrix is {matrix / 2**30:.2f} GiB, the run index "
+        f"{args.steps * args.layers / 2**30:.2f} GiB; caches bound ~1.5 x {budget / 2**30:.2f} GiB "
+        f"(+ one matrix above the budget) = {bound / 2**30:.2f} GiB, + ~{transient / 2**30:.2f} GiB "
+        "of provider arrays while one tag is read"
     )
 
-    need = run_data + transient + (size if args.load_fast == "false" else 0)  # + the Python loader's copy
+    need = bound + transient + (2 * size if args.load_fast == "false" else 0)  # + the Python loader's copy
     available = mem_available()
     print(f"expected TensorBoard process size: ~{(need + 0.5 * 2**30) / 2**30:.1f} GiB; available now: {available / 2**30:.1f} GiB")
     if need > min(available, args.max_rss_gb * 2**30) and not args.force:

@@ -65,7 +65,7 @@ def step_hists(rng, n_layers):
 
 def write_stepsize_run(run_dir, n_layers, n_steps, histograms, rng, progress):
     layers = layer_list(n_layers)
-    writer = StepWriter(run_dir, layers, METRICS, "SGD", histograms=histograms, flush_secs=120)
+    writer = StepWriter(run_dir, layers, METRICS, "SGD", histograms=histograms)
     stats_pool = [
         {"step": element_stats(rng, n_layers), "update_ratio": rng.uniform(1e-6, 1e-2, (n_layers, 1)).astype(np.float32)}
         for _ in range(VARIANTS)

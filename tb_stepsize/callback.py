@@ -1,7 +1,5 @@
 """`StepSizeCallback`: the monitor, wired into `model.fit`."""
 
-import math
-
 import keras
 
 from tb_stepsize.monitor import StepSizeMonitor
@@ -51,10 +49,7 @@ class StepSizeCallback(keras.callbacks.Callback):
 
     def _attach(self):
         model = self.model
-        steps_per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
-        self._monitor_kwargs.setdefault(
-            "max_pending", math.ceil(steps_per_execution / self.every_n_steps) + 2
-        )
+        self._monitor_kwargs.setdefault("steps_per_call", int(getattr(model, "steps_per_execution", 1) or 1))
         self.monitor = StepSizeMonitor(
             self.log_dir,
             model.optimizer,

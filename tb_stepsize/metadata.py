@@ -4,21 +4,31 @@ Everything that decides how step sizes look on disk lives here, so that the
 write side (`summary.py`) and the read side (`reader.py`, `plugin.py`) can
 never disagree.  This module imports no TensorFlow.
 
-Layout of one run (format version 1)
+Layout of one run (format version 2)
 ------------------------------------
-For every metric and every *layer set* (the ordered list of watched
-variables; a digest of it is part of the tag, so a later monitor that watches
-other variables never clashes with an earlier one), one tag per logged step:
+A *layer set* is the ordered list of watched variables of one monitor; a
+digest of it is part of every tag, so a later monitor that watches other
+variables never clashes with an earlier one.  At every logged step, for
+each layer set:
 
-* ``<metric>/<digest>``: float32 tensor ``[L, S]``: one row per variable in
-  model order, one column per statistic named in the content's ``stats``.
-* ``<metric>/<digest>/hist/<row>``: float64 tensor ``[k, 3]`` of
-  ``(left, right, count)`` rows (TensorBoard's histogram layout) over
-  half-octave bins of ``|value|``; the first row ``[0, 0, n]`` counts exact
-  zeros.  Only elementwise metrics have histograms.
+* ``index/<digest>`` (plugin ``stepsize``): uint8 ``[L]``, 1 where the
+  variable was updated at this step (0: it got no gradient).  Its content
+  names the layers (model order), the optimizer and each metric's
+  statistics; it gives the run its step axis, so reading it is cheap.
+* ``<metric>/<digest>/<stat>`` (plugin ``stepsize``): float32 ``[L]``: one
+  statistic of one metric for every variable.  One tag per (metric, stat)
+  keeps any single read -- a heatmap -- at 4 bytes per layer-step, however
+  many statistics a run has.
+* ``<metric>/<digest>/hist`` (plugin ``stepsize_histograms``): int32
+  ``[n, 3]`` rows ``(layer row, bin, count)`` for the non-empty bins of the
+  elementwise metric's half-octave histogram of ``|value|`` (bin 0 counts
+  exact zeros, see `HIST_OFFSET`).  A plugin name of their own lets
+  TensorBoard keep a bounded sample of these big tensors while it keeps
+  every step of the statistics.
 
-Each tag's plugin content is JSON with a ``version``; readers accept every
-version up to their own and reject newer ones with a clear error.
+Each tag's plugin content is JSON with a ``version``; readers reject a
+version they do not know with a clear error (version 1, an unreleased
+layout with one ``[L, S]`` tensor per metric, is not read any more).
 """
 
 import hashlib
@@ -27,7 +37,8 @@ import json
 from tensorboard.compat.proto import summary_pb2
 
 PLUGIN_NAME = "stepsize"
-FORMAT_VERSION = 1
+HISTOGRAM_PLUGIN_NAME = "stepsize_histograms"
+FORMAT_VERSION = 2
 
 QUANTILES = (
     ("p01", 0.01),
@@ -58,12 +69,14 @@ METRICS = {
     "second_moment_rms": (False, "RMS of g_t / sqrt(v_hat_t): far above 1 means v lags the gradient."),
 }
 
+KIND_INDEX = "index"
 KIND_STATS = "stats"
 KIND_HISTOGRAM = "histogram"
 
 # Histogram bins: bin 0 holds exact zeros; bin b >= 1 covers
 # [2^((b - 1 + HIST_OFFSET) / 2), 2^((b + HIST_OFFSET) / 2)) -- half-octaves of
-# float32's whole positive range.  Bins past HIST_FINITE_BINS count NaN/Inf.
+# float32's whole positive range.  Bins past HIST_FINITE_BINS count NaN/Inf
+# on the device; they are not written (the `nonfinite` statistic has them).
 HIST_OFFSET = -2 * 127
 HIST_FINITE_BINS = 2 * 255  # biased exponents 0..254, two halves each
 HIST_BINS = HIST_FINITE_BINS + 3  # zero bin, finite bins, two non-finite bins
@@ -85,12 +98,16 @@ def layer_digest(layer_paths):
     return hashlib.sha1(joined).hexdigest()[:10]
 
 
-def stats_tag(metric, digest):
-    return f"{metric}/{digest}"
+def index_tag(digest):
+    return f"index/{digest}"
 
 
-def histogram_tag(metric, digest, row):
-    return f"{metric}/{digest}/hist/{row:05d}"
+def stats_tag(metric, digest, stat):
+    return f"{metric}/{digest}/{stat}"
+
+
+def histogram_tag(metric, digest):
+    return f"{metric}/{digest}/hist"
 
 
 def histogram_edges(first, last):
@@ -101,47 +118,51 @@ def histogram_edges(first, last):
     return np.exp2(k / 2.0), np.exp2((k + 1) / 2.0)
 
 
-def stats_content(metric, layers, optimizer):
-    """Plugin content of a stats tag.
+def index_content(digest, layers, metrics, optimizer):
+    """Content of a layer set's index tag.
 
-    `layers` is a list of dicts with `path`, `shape` and `dtype`.
+    `layers` is a list of dicts with `path`, `shape` and `dtype`; `metrics`
+    the recorded metric names.
     """
     return {
         "version": FORMAT_VERSION,
-        "kind": KIND_STATS,
-        "metric": metric,
-        "stats": list(stats_for(metric)),
+        "kind": KIND_INDEX,
+        "digest": digest,
         "layers": layers,
+        "metrics": {m: list(stats_for(m)) for m in metrics},
         "optimizer": optimizer,
     }
 
 
-def histogram_content(metric, layer_path, row):
-    return {
-        "version": FORMAT_VERSION,
-        "kind": KIND_HISTOGRAM,
-        "metric": metric,
-        "layer": layer_path,
-        "row": row,
-    }
+def stats_content(digest, metric, stat):
+    return {"version": FORMAT_VERSION, "kind": KIND_STATS, "digest": digest, "metric": metric, "stat": stat}
+
+
+def histogram_content(digest, metric):
+    return {"version": FORMAT_VERSION, "kind": KIND_HISTOGRAM, "digest": digest, "metric": metric}
 
 
 def create_summary_metadata(content):
     """SummaryMetadata for a tag; `data_class` is set so the Rust data server keeps it."""
+    plugin = HISTOGRAM_PLUGIN_NAME if content["kind"] == KIND_HISTOGRAM else PLUGIN_NAME
     return summary_pb2.SummaryMetadata(
         plugin_data=summary_pb2.SummaryMetadata.PluginData(
-            plugin_name=PLUGIN_NAME,
+            plugin_name=plugin,
             content=json.dumps(content, separators=(",", ":")).encode("utf-8"),
         ),
         data_class=summary_pb2.DATA_CLASS_TENSOR,
     )
 
 
+def _is_str_list(x):
+    return isinstance(x, list) and all(isinstance(s, str) for s in x)
+
+
 def parse_content(raw):
     """Decode a tag's plugin content, checking what a reader relies on.
 
-    Raises FormatError for content that is not ours, malformed or newer than
-    this reader understands.
+    Raises FormatError for content that is not ours, malformed or of a
+    version this reader does not read.
     """
     try:
         content = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
@@ -157,20 +178,26 @@ def parse_content(raw):
             f"format version {version} is newer than this reader "
             f"({FORMAT_VERSION}); upgrade tb_stepsize"
         )
+    if version < FORMAT_VERSION:
+        raise FormatError(
+            f"format version {version} was written by a pre-release tb_stepsize "
+            f"and is not read by this one (version {FORMAT_VERSION}); record the run again"
+        )
     kind = content.get("kind")
-    metric = content.get("metric")
-    if kind not in (KIND_STATS, KIND_HISTOGRAM) or not isinstance(metric, str):
-        raise FormatError(f"unknown kind {kind!r} or metric {metric!r}")
-    if kind == KIND_STATS:
-        stats, layers = content.get("stats"), content.get("layers")
-        if not (isinstance(stats, list) and all(isinstance(s, str) for s in stats)):
-            raise FormatError("stats content without a list of statistic names")
+    if kind not in (KIND_INDEX, KIND_STATS, KIND_HISTOGRAM) or not isinstance(content.get("digest"), str):
+        raise FormatError(f"unknown kind {kind!r} or no layer-set digest")
+    if kind == KIND_INDEX:
+        layers, metrics = content.get("layers"), content.get("metrics")
         if not (
             isinstance(layers, list)
+            and layers
             and all(isinstance(l, dict) and isinstance(l.get("path"), str) for l in layers)
         ):
-            raise FormatError("stats content without a list of layers")
-    else:
-        if not isinstance(content.get("layer"), str) or not isinstance(content.get("row"), int):
-            raise FormatError("histogram content without layer and row")
+            raise FormatError("index content without a list of layers")
+        if not (isinstance(metrics, dict) and all(_is_str_list(v) and v for v in metrics.values())):
+            raise FormatError("index content without each metric's statistics")
+    elif not isinstance(content.get("metric"), str) or (
+        kind == KIND_STATS and not isinstance(content.get("stat"), str)
+    ):
+        raise FormatError(f"{kind} content without metric (and statistic)")
     return content

@@ -3,8 +3,10 @@
 `StepSizeMonitor` hooks one Keras 3 optimizer instance.  Inside the train
 step, at a logged update, each watched variable is read before and after its
 update and reduced on the device to per-layer statistics written into small
-ring-buffer variables.  On the host, `after_steps()` pulls the buffers only
-when a logged update may have happened, and `summary.StepWriter` writes them.
+ring-buffer variables.  On the host, `after_steps()` pulls the buffer only
+when it is about to fill or `flush_secs` have passed (one host/device sync
+for many logged updates, none for unlogged ones), and `summary.StepWriter`
+writes them.
 
 Hooks (instance attributes, removed by `close()`):
 
@@ -32,11 +34,20 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tb_stepsize import optimizer_rules
+from tb_stepsize import metadata, optimizer_rules
 from tb_stepsize.reduction import Reducer
 from tb_stepsize.summary import StepWriter
 
 _HOOKS = ("_backend_apply_gradients", "_apply_weight_decay", "update_step")
+BUFFER_BYTES = 32 << 20  # default size of the device ring buffer
+MAX_CAPACITY = 64
+
+
+def _default_capacity(variables, per_call):
+    """Slots of the ring buffer: as many as fit in BUFFER_BYTES (a slot holds
+    every variable's statistics and histograms), at least two calls' worth."""
+    slot_bytes = len(variables) * 4 * (len(metadata.METRICS) * metadata.HIST_BINS)
+    return max(2 * per_call, min(MAX_CAPACITY, BUFFER_BYTES // max(1, slot_bytes)))
 
 
 class MonitorError(RuntimeError):
@@ -77,8 +88,12 @@ class StepSizeMonitor:
       include, exclude: regular expressions searched in `variable.path`.
       histograms: also write half-octave histograms (bigger event files).
       max_pending: logged updates the device buffer holds between two
-        `after_steps()` pulls (default: enough for one pull per step).
-      flush_secs: flush event files at least this often (and at close).
+        pulls (default: as many as fit in about `BUFFER_BYTES`, at most 64).
+      steps_per_call: the most train steps one `after_steps(n)` call may
+        report (Keras' `steps_per_execution`); sizes the buffer's minimum.
+      flush_secs: logged updates reach the event file on disk at most this
+        long after `after_steps()` reported them (and at `flush()`, `pause()`
+        and `close()`): what a crash can lose.
       on_error: "warn" (default: one warning, training goes on without the
         monitor) or "raise".
 
@@ -97,6 +112,7 @@ class StepSizeMonitor:
         exclude=None,
         histograms=True,
         max_pending=None,
+        steps_per_call=1,
         flush_secs=5.0,
         on_error="warn",
     ):
@@ -115,7 +131,7 @@ class StepSizeMonitor:
         self._installed = ()
         self._failed = False
         try:
-            self._attach(log_dir, optimizer, variables, include, exclude, histograms, max_pending)
+            self._attach(log_dir, optimizer, variables, include, exclude, histograms, max_pending, steps_per_call)
         except MonitorError as e:
             self._fail(str(e))
         except Exception as e:  # never let the monitor break training
@@ -146,7 +162,7 @@ class StepSizeMonitor:
             except Exception as e:  # e.g. the disk filled up: what was flushed stays readable
                 self._fail(f"closing the event file failed: {type(e).__name__}: {e}")
 
-    def _attach(self, log_dir, optimizer, variables, include, exclude, histograms, max_pending):
+    def _attach(self, log_dir, optimizer, variables, include, exclude, histograms, max_pending, steps_per_call):
         inner = getattr(optimizer, "inner_optimizer", optimizer)
         if not isinstance(inner, keras.optimizers.Optimizer) or not all(
             hasattr(inner, h) for h in _HOOKS
@@ -202,7 +218,8 @@ class StepSizeMonitor:
             for v in watched
         ]
         self._accumulation = int(inner.gradient_accumulation_steps or 1)
-        self._capacity = int(max_pending or 2)
+        self._per_call = -(-int(steps_per_call) // self.every_n_steps) + 1  # logged updates one call can add
+        self._capacity = int(max_pending or _default_capacity(watched, self._per_call))
         self._reducer = Reducer(watched, inner, self._rule, self._capacity)
         self.metrics = self._reducer.metrics
         # Off while paused or closed: a compiled train step that still carries
@@ -211,15 +228,10 @@ class StepSizeMonitor:
 
         self._calls_host = int(inner._iterations.numpy())  # predicted calls, for pulls
         self._seen = 0
+        self._pending = 0  # logged updates (predicted) not pulled yet
+        self._unflushed = False
         self._last_flush = time.monotonic()
-        self._writer = StepWriter(
-            log_dir,
-            self.layers,
-            self.metrics,
-            type(optimizer).__name__,
-            histograms=histograms,
-            flush_secs=max(1, int(self._flush_secs)),
-        )
+        self._writer = StepWriter(log_dir, self.layers, self.metrics, type(optimizer).__name__, histograms=histograms)
         self._install()
         inner._tb_stepsize_monitor = weakref.ref(self)
         atexit.register(self.close)
@@ -321,15 +333,18 @@ class StepSizeMonitor:
     def after_steps(self, n=1):
         """Tell the monitor that `n` more train steps ran; writes what they logged.
 
-        Reads the device buffer only when one of those steps may have been a
-        logged update, so unlogged steps cost no host/device sync.
+        Reads the device buffer only when it could fill before the next call
+        or `flush_secs` have passed since the last flush, so most steps --
+        logged or not -- cost no host/device sync.
         """
         if not self.enabled or self._paused:
             return
         before, self._calls_host = self._calls_host, self._calls_host + int(n)
         k, n_every = self._accumulation, self.every_n_steps
         t_lo, t_hi = before // k, self._calls_host // k
-        if (t_hi - 1) // n_every > (t_lo - 1) // n_every:
+        self._pending += (t_hi - 1) // n_every - (t_lo - 1) // n_every
+        due = (self._pending or self._unflushed) and time.monotonic() - self._last_flush >= self._flush_secs
+        if due or self._pending + self._per_call > self._capacity:
             self.collect()
 
     def collect(self):
@@ -345,9 +360,15 @@ class StepSizeMonitor:
         count, steps, stats, hists = tf.nest.map_structure(lambda x: x.numpy(), self._reducer.read())
         count = int(count)
         self.host_reads += 1
+        self._pending = 0
         new = count - self._seen
-        if new <= 0:
-            return
+        if new > 0:
+            self._write(count, steps, stats, hists)
+        if self._unflushed and time.monotonic() - self._last_flush >= self._flush_secs:
+            self._flush_file()
+
+    def _write(self, count, steps, stats, hists):
+        new = count - self._seen
         if new > self._capacity:
             warnings.warn(
                 f"tb_stepsize: {new - self._capacity} logged updates were overwritten "
@@ -365,9 +386,12 @@ class StepSizeMonitor:
             self._writer.write(steps[slot], out, {m: h[slot] for m, h in hists.items()})
             self.logged_steps += 1
         self._seen = count
-        if time.monotonic() - self._last_flush >= self._flush_secs:
-            self._writer.flush()
-            self._last_flush = time.monotonic()
+        self._unflushed = True
+
+    def _flush_file(self):
+        self._writer.flush()
+        self._unflushed = False
+        self._last_flush = time.monotonic()
 
     def attached_to(self, optimizer):
         """True while this monitor records `optimizer`'s updates."""
@@ -393,7 +417,7 @@ class StepSizeMonitor:
         self.collect()
         if self._writer is not None:
             try:
-                self._writer.flush()
+                self._flush_file()
             except Exception as e:  # a full disk, a removed log_dir: never break training
                 self._fail(f"flushing the event file failed: {type(e).__name__}: {e}")
 

@@ -58,35 +58,33 @@ Without pooling (T <= N or no `max_steps`) the values are exactly those of
 
 Caching and memory
 ------------------
-A run's `RunData` is cached per (experiment, run) under a signature made of
-the (tag, max_step, max_wall_time) of its stats tags and the names of all its
-tags, as listed by the data provider; after TensorBoard reloads new data the
-signature changes and the run is read again.  A signature is asked of the
-data provider (only the few stats tags: cheap) at most once per
+A run's `RunData` (its steps and index: which variable was updated when) is
+cached per (experiment, run) under a signature made of the (tag, max_step,
+max_wall_time) of its index tags and the names of all its tags, as listed
+by the data provider; after TensorBoard reloads new data the signature
+changes and the run is read again.  A signature is asked of the data
+provider (only the few index tags: cheap) at most once per
 `LISTING_TTL_SECS` (1 s), so new steps show up at most that long after
-TensorBoard loaded them.  The full tag listing is costly with the Python
-loader (it walks every stored event of every tag, histograms included: ~2 s
-for 200 layers x 10,000 steps); it is made synchronously only for the first
-request and when runs come or go, and re-made in a background thread (the
-old one serving meanwhile) when a run's stats tags moved on or every
-`DISCOVERY_TTL_SECS` (30 s).  So tags that appear without new data in the
-known stats tags (a new layer set in a run) show up within about that.
-Three byte-bounded LRU caches hold:
+TensorBoard loaded them.  The full tag listing (both plugin names) is made
+synchronously only for the first request and when runs come or go, and
+re-made in a background thread (the old one serving meanwhile) when a run's
+index tags moved on or every `DISCOVERY_TTL_SECS` (30 s).
 
-* run data: at most `TB_STEPSIZE_CACHE_MB` MiB (default 1024) of `RunData`
-  arrays (8 bytes per value plus 1 per cell for the presence mask, e.g.
-  about 230 MB for 200 layers x 10,000 steps x 2 metrics with 13 + 1
-  statistics); the most recently used run is always kept;
-* encoded (gzipped JSON) `heatmap` and `layer` responses: at most 1/4 of
-  that budget;
-* one layer's histograms for the `layer` and `histogram` routes: at most
-  1/4 of that budget.
+Matrices are read one `(metric, stat)` at a time, when a request needs them
+(4 bytes per layer-step plus a 1-byte mask).  Byte-bounded LRU caches
+(`TB_STEPSIZE_CACHE_MB`, default 1024, = B) hold:
 
-Besides, the `tags` entries (4 MiB LRU) and the listings of at most
-`MAX_EXPERIMENTS` experiment ids are kept.  So the plugin's own memory stays
-below about 1.5 x `TB_STEPSIZE_CACHE_MB` (plus one run larger than the
-budget, if any) while a request is not running; a request for a run that is
-not cached needs about as much again, transiently, to read it.
+* matrices and histogram tables of runs: B;
+* run indexes: B/8; encoded (gzipped) `heatmap` and `layer` responses: B/4;
+  one layer's histograms: B/8.
+
+The most recently used entry of each is always kept.  So the plugin's own
+memory stays below about 1.5 x B plus one matrix larger than B, if any,
+while a request is not running; a request pools its matrix in row blocks of
+`POOL_BLOCK_CELLS` cells, so it needs at most a few hundred MB on top, and a
+`layer` request holds one matrix at a time.  TensorBoard's loader holds the
+event data itself: all logged steps of the statistics, and a sample of the
+histograms (see `plugin_loader`).
 """
 
 import collections
@@ -162,18 +160,34 @@ def group_size(num_steps, max_steps):
     return -(-num_steps // max_steps)
 
 
+POOL_BLOCK_CELLS = 1 << 22  # cells pooled at once: bounds the temporaries of a huge heatmap
+
+
 def pool(values, present, group, rule):
     """Pools `[L, T]` `values` (with presence mask) into `[L, ceil(T/group)]`.
 
     Returns `(pooled, pooled_present)` in the same representation: a present
     cell holds a finite value or the NaN/+Inf/-Inf that won the group.
+    Means are taken in float64.
     """
     if group <= 1:
         return values, present
     n_layers, n_steps = values.shape
     cols = -(-n_steps // group)
+    out = np.empty((n_layers, cols))
+    out_present = np.empty((n_layers, cols), bool)
+    block = max(1, POOL_BLOCK_CELLS // max(1, n_steps))
+    for start in range(0, n_layers, block):
+        rows = slice(start, start + block)
+        out[rows], out_present[rows] = _pool_rows(values[rows], present[rows], group, rule)
+    return out, out_present
+
+
+def _pool_rows(values, present, group, rule):
+    n_layers, n_steps = values.shape
+    cols = -(-n_steps // group)
     pad = cols * group - n_steps
-    v = np.pad(values, ((0, 0), (0, pad)), constant_values=np.nan).reshape(n_layers, cols, group)
+    v = np.pad(values.astype(np.float64), ((0, 0), (0, pad)), constant_values=np.nan).reshape(n_layers, cols, group)
     p = np.pad(present, ((0, 0), (0, pad)), constant_values=False).reshape(n_layers, cols, group)
     finite = p & np.isfinite(v)
     count = finite.sum(axis=-1)
@@ -270,58 +284,54 @@ class _LRU:
         return len(self._items)
 
 
-def _run_data_bytes(data):
-    total = data.steps.nbytes + data.wall_times.nbytes
-    total += sum(v.nbytes for v in data.values.values())
-    total += sum(p.nbytes for p in data.present.values())
-    return total + 1000 * (len(data.layers) + 1)
+class _Scoped:
+    """One run's view of a shared LRU: its keys are prefixed with `scope`."""
+
+    def __init__(self, lru, scope):
+        self._lru, self._scope = lru, scope
+
+    def get(self, key):
+        return self._lru.get(self._scope + key)
+
+    def put(self, key, value, nbytes):
+        self._lru.put(self._scope + key, value, nbytes)
 
 
 class _Listing:
-    """One experiment's stepsize tags: parsed contents and time-series info."""
+    """One experiment's step-size tags (both plugin names): parsed contents and time-series info."""
 
     def __init__(self, series, all_runs):
         self.series = series  # {run: {tag: TensorTimeSeries}}
         self.all_runs = all_runs  # every run name (any plugin) when listed, or None
-        self.contents = {}  # {run: {tag: content dict or FormatError}}
-        for run, tags in series.items():
-            parsed = {}
-            for tag, ts in tags.items():
-                try:
-                    parsed[tag] = metadata.parse_content(ts.plugin_content)
-                except metadata.FormatError as e:
-                    parsed[tag] = e
-                except Exception as e:  # noqa: BLE001 -- garbage content must not break the tab
-                    parsed[tag] = metadata.FormatError(f"unreadable plugin content: {e}")
-            self.contents[run] = parsed
+        self.contents = {run: reader.parse_contents(tags) for run, tags in series.items()}
         self.signatures = {}  # run -> (time, signature), filled by the plugin
         self.created = self.checked = time.monotonic()
 
-    def stats_tags(self, run):
+    def index_tags(self, run):
         return sorted(
             tag
             for tag, c in self.contents.get(run, {}).items()
-            if isinstance(c, dict) and c.get("kind") == metadata.KIND_STATS
+            if isinstance(c, dict) and c.get("kind") == metadata.KIND_INDEX
         )
 
-    def stats_state(self, run):
-        """(tag, max_step, max_wall_time) of `run`'s stats tags when listed."""
+    def index_state(self, run):
+        """(tag, max_step, max_wall_time) of `run`'s index tags when listed."""
         tags = self.series.get(run, {})
-        return tuple((t, tags[t].max_step, tags[t].max_wall_time) for t in self.stats_tags(run))
+        return tuple((t, tags[t].max_step, tags[t].max_wall_time) for t in self.index_tags(run))
 
     def runs(self):
-        """Runs with at least one readable stats tag or a reported problem."""
+        """Runs with at least one readable index tag or a reported problem."""
         return sorted(
             run
             for run, tags in self.contents.items()
             if any(
-                isinstance(c, Exception) or c.get("kind") == metadata.KIND_STATS
+                isinstance(c, Exception) or c.get("kind") == metadata.KIND_INDEX
                 for c in tags.values()
             )
         )
 
     def has_data(self):
-        return any(self.stats_tags(run) for run in self.contents)
+        return any(self.index_tags(run) for run in self.contents)
 
 
 # ------------------------------------------------------------------ errors
@@ -414,9 +424,10 @@ class StepSizePlugin(base_plugin.TBPlugin):
     def __init__(self, context):
         self._provider = context.data_provider
         budget = _cache_budget()
-        self._runs = _LRU(budget)  # (eid, run) -> (signature, RunData)
+        self._runs = _LRU(budget // 8)  # (eid, run) -> (signature, RunData): steps and index
+        self._columns = _LRU(budget)  # (eid, run, signature, ...) -> a run's matrices and histogram tables
         self._responses = _LRU(budget // 4)  # (eid, run, signature, ...) -> gzipped JSON
-        self._histograms = _LRU(budget // 4)  # (eid, run, signature, metric, layer) -> (steps, arrays)
+        self._histograms = _LRU(budget // 8)  # (eid, run, signature, metric, layer) -> (steps, arrays)
         self._summaries = _LRU(4 * 2**20)  # (eid, run) -> (signature, tags entry)
         self._listings = collections.OrderedDict()  # eid -> _Listing, at most MAX_EXPERIMENTS
         self._discovering = set()  # eids whose listing is being re-made
@@ -458,8 +469,12 @@ class StepSizePlugin(base_plugin.TBPlugin):
         """Lists every stepsize tag of the experiment (costly with the Python
         loader: it walks every stored event of every tag)."""
         all_runs = self._all_runs(ctx, eid)
-        series = self._provider.list_tensors(ctx, experiment_id=eid, plugin_name=metadata.PLUGIN_NAME)
-        listing = _Listing(series or {}, all_runs)
+        series = {}
+        for plugin_name in (metadata.PLUGIN_NAME, metadata.HISTOGRAM_PLUGIN_NAME):
+            listed = self._provider.list_tensors(ctx, experiment_id=eid, plugin_name=plugin_name) or {}
+            for run, tags in listed.items():
+                series.setdefault(run, {}).update(tags)
+        listing = _Listing(series, all_runs)
         with self._lock:
             self._listings[eid] = listing
             self._listings.move_to_end(eid)
@@ -530,7 +545,7 @@ class StepSizePlugin(base_plugin.TBPlugin):
                 stale.append(run)
         if not stale:
             return result
-        tags = sorted({t for run in stale for t in listing.stats_tags(run)})
+        tags = sorted({t for run in stale for t in listing.index_tags(run)})
         current = {}
         if tags:
             current = self._provider.list_tensors(
@@ -545,12 +560,12 @@ class StepSizePlugin(base_plugin.TBPlugin):
             series = current.get(run, {})
             state = tuple(
                 (t, series[t].max_step, series[t].max_wall_time)
-                for t in listing.stats_tags(run)
+                for t in listing.index_tags(run)
                 if t in series
             )
             if state:
                 signature = (state, frozenset(listing.contents.get(run, {})))
-                moved = moved or state != listing.stats_state(run)
+                moved = moved or state != listing.index_state(run)
             listing.signatures[run] = (now, signature)
             result[run] = signature
         if moved:
@@ -572,16 +587,18 @@ class StepSizePlugin(base_plugin.TBPlugin):
             cached = self._runs.get(key)
             if cached is not None and cached[0] == signature:
                 return cached
-            data = reader.read_run(self._provider, ctx, eid, run, listing.contents[run])
+            cache = _Scoped(self._columns, (eid, run, signature))
+            data = reader.read_run(self._provider, ctx, eid, run, listing.contents[run], cache)
             if data is None:
                 raise _missing(f"run {run!r} has no readable step-size data")
             entry = (signature, data)
-            self._runs.put(key, entry, _run_data_bytes(data))
+            self._runs.put(key, entry, data.nbytes)
             summary = self._summary(data)
             self._summaries.put(key, (signature, summary), 200 + 100 * len(data.layers))
             # Responses of older signatures can never be hit again.
             self._responses.discard(lambda k: k[:2] == key and k[2] != signature)
             self._histograms.discard(lambda k: k[:2] == key and k[2] != signature)
+            self._columns.discard(lambda k: k[:2] == key and k[2] != signature)
             return entry
 
     @staticmethod
@@ -614,7 +631,7 @@ class StepSizePlugin(base_plugin.TBPlugin):
 
     @staticmethod
     def _check_metric(data, run, metric):
-        if metric not in data.values:
+        if metric not in data.stats:
             raise _missing(f"run {run!r} has no metric {metric!r} (has {data.metrics})")
 
     @staticmethod
@@ -714,8 +731,9 @@ class StepSizePlugin(base_plugin.TBPlugin):
 
         rows = [i for i, path in enumerate(data.layers) if pattern is None or pattern.search(path)]
         rule = pooling_rule(stat)
-        values = data.matrix(metric, stat)[rows]
-        present = data.present[metric][rows] if metric in data.present else np.isfinite(values)
+        values, present = data.column(metric, stat)
+        if len(rows) < len(data.layers):
+            values, present = values[rows], present[rows]
         values, present = pool(values, present, group, rule)
         firsts, ends = column_bounds(data.steps, group)
         finite_mask = present & np.isfinite(values)
@@ -796,11 +814,12 @@ class StepSizePlugin(base_plugin.TBPlugin):
 
         row = data.layers.index(layer)
         names = data.stats[metric]
-        grid = data.values[metric][row].T  # [S, T]
-        seen = data.present[metric][row] if metric in data.present else np.isfinite(grid[0])
         pooled, pooled_present = [], None
-        for s, name in enumerate(names):
-            v, p = pool(grid[s : s + 1], seen[None, :], group, pooling_rule(name))
+        for name in names:
+            # One row of each statistic's matrix: on a run bigger than the
+            # cache, at most one matrix is held at a time.
+            values, seen = data.column(metric, name)
+            v, p = pool(values[row : row + 1], seen[row : row + 1], group, pooling_rule(name))
             pooled.append(v[0])
             pooled_present = p[0]
         if pooled:

@@ -6,16 +6,20 @@ werkzeug, the reader) is imported in `load`, where a failure only disables
 this dashboard.
 
 Sampling: TensorBoard keeps at most 10 samples per tag of a plugin it does
-not know.  Unless `--samples_per_plugin` already names `stepsize`, the loader
-sets `stepsize=0` (keep every logged step, with both the Python loader and
-the Rust data server).  A value the user gives, e.g.
-`--samples_per_plugin=stepsize=500`, is kept as is.
+not know.  Unless `--samples_per_plugin` already names them, the loader sets
+`stepsize=0` (keep every logged step of the statistics: 4 bytes per
+layer-step per statistic) and `stepsize_histograms=1000` (a uniform sample
+of 1,000 logged steps' histograms, always including the latest: a
+histogram is ~0.5 kB per layer and metric, so this bounds their memory),
+with both the Python loader and the Rust data server.  A value the user
+gives, e.g. `--samples_per_plugin=stepsize=500`, is kept as is.
 """
 
 from tensorboard.plugins import base_plugin
 
-PLUGIN_NAME = "stepsize"  # == metadata.PLUGIN_NAME; not imported to keep start-up minimal
-KEEP_ALL_SAMPLES = 0
+# Plugin names of metadata.PLUGIN_NAME and HISTOGRAM_PLUGIN_NAME (not imported:
+# start-up stays minimal) -> default samples per tag (0 = all).
+DEFAULT_SAMPLES = {"stepsize": 0, "stepsize_histograms": 1000}
 
 
 def _parse_samples(text):
@@ -51,10 +55,7 @@ class StepSizeLoader(base_plugin.TBLoader):
             samples = parsed
         elif not isinstance(samples, dict):
             return
-        if PLUGIN_NAME not in samples:
-            samples = dict(samples)
-            samples[PLUGIN_NAME] = KEEP_ALL_SAMPLES
-        flags.samples_per_plugin = samples
+        flags.samples_per_plugin = {**DEFAULT_SAMPLES, **samples}
 
     def load(self, context):
         from tb_stepsize.plugin import StepSizePlugin

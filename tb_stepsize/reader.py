@@ -3,8 +3,16 @@
 The plugin and `load` share this code, so the dashboard and a notebook see
 the same numbers.  No TensorFlow is imported: `load` uses TensorBoard's own
 event-file readers (its TF stub when TF is absent).
+
+A run is read lazily: `read_run` reads only the small index tags (the step
+axis and which variable was updated when); each `(metric, stat)` matrix and
+each metric's histograms are read from the data provider on first use and
+kept in a cache (unbounded for `load`, the plugin's byte-bounded LRU in
+TensorBoard).  So showing one heatmap of a huge run reads 4 bytes per
+layer-step, not the whole run.
 """
 
+import collections.abc
 import dataclasses
 import os
 import warnings
@@ -19,56 +27,202 @@ from tb_stepsize import metadata
 _ALL_SAMPLES = 10**9
 
 
+class _Unbounded:
+    """The cache of `load`: everything read stays (a notebook reads a run once)."""
+
+    def __init__(self):
+        self._items = {}
+
+    def get(self, key):
+        return self._items.get(key)
+
+    def put(self, key, value, nbytes):
+        self._items[key] = value
+
+
 @dataclasses.dataclass
+class _Source:
+    """One layer set's tag of a matrix or histogram: its data go to `rows`."""
+
+    tag: str
+    rows: np.ndarray
+
+
+class _LazyByMetric(collections.abc.Mapping):
+    """`{metric: f(metric)}`, computed on access."""
+
+    def __init__(self, metrics, f):
+        self._metrics, self._f = metrics, f
+
+    def __getitem__(self, metric):
+        if metric not in self._metrics:
+            raise KeyError(metric)
+        return self._f(metric)
+
+    def __iter__(self):
+        return iter(self._metrics)
+
+    def __len__(self):
+        return len(self._metrics)
+
+
 class RunData:
     """One run's step sizes.
 
-    `steps` are the logged optimizer steps (int64 `[T]`), `layers` the
-    variable paths in model order, `values[metric]` a float64 array
-    `[L, T, S]` whose last axis is `stats[metric]`.
+    `steps` are the logged optimizer steps (int64 `[T]`), `wall_times` their
+    times, `layers` the variable paths in model order (`layer_info` their
+    shapes and dtypes), `stats[metric]` the statistic names of each metric.
+    `matrix(metric, stat)` is a float64 `[L, T]`; `mask(metric, stat)` tells
+    a read value (possibly NaN) from a missing cell (the variable was not
+    updated, or nothing was read).  `values[metric]` (`[L, T, S]`) and
+    `present[metric]` (`[L, T]`) give a whole metric at once.
     """
 
-    steps: np.ndarray
-    wall_times: np.ndarray
-    layers: list
-    layer_info: list
-    stats: dict
-    values: dict
-    optimizer: str = ""
-    problems: list = dataclasses.field(default_factory=list)
-    histogram_tags: dict = dataclasses.field(default_factory=dict)
-    # present[metric]: bool `[L, T]`, True where a value was read (tells a
-    # logged NaN from a missing cell).
-    present: dict = dataclasses.field(default_factory=dict)
-    _histogram_reader: object = dataclasses.field(default=None, repr=False)
+    def __init__(self, *, steps, wall_times, layers, layer_info, stats, optimizer, problems, updated, sources, histogram_sources, read, cache):
+        self.steps = steps
+        self.wall_times = wall_times
+        self.layers = layers
+        self.layer_info = layer_info
+        self.stats = stats
+        self.optimizer = optimizer
+        self.problems = problems
+        self._updated = updated
+        self._sources = sources  # {(metric, stat): [_Source]}
+        self._histogram_sources = histogram_sources  # {metric: [_Source]}
+        self._read = read  # (plugin_name, tags, problems) -> {tag: [TensorDatum]}
+        self._cache = cache
+        self._col = {int(s): j for j, s in enumerate(steps)}
+
+    # Properties, not attributes: a stored mapping of bound methods would be a
+    # reference cycle, keeping the event files open until the cyclic GC runs.
+    @property
+    def values(self):
+        return _LazyByMetric(self.stats, self._values)
+
+    @property
+    def present(self):
+        return _LazyByMetric(self.stats, lambda m: self.mask(m, self.stats[m][0]))
 
     @property
     def metrics(self):
-        return list(self.values)
+        return list(self.stats)
+
+    @property
+    def nbytes(self):
+        """Memory held by the run itself (not its cached matrices)."""
+        return self.steps.nbytes + self.wall_times.nbytes + self._updated.nbytes + 200 * (len(self.layers) + 1)
+
+    def _check(self, metric, stat):
+        if metric not in self.stats:
+            raise KeyError(f"metric {metric!r} not in this run (has {self.metrics})")
+        if stat not in self.stats[metric]:
+            raise KeyError(f"stat {stat!r} not recorded for {metric!r} (has {self.stats[metric]})")
+
+    def column(self, metric, stat):
+        """`(values float32 [L, T], mask bool [L, T])` of one statistic, read once and cached."""
+        self._check(metric, stat)
+        key = ("column", metric, stat)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        values = np.full(self._updated.shape, np.nan, np.float32)
+        seen = np.zeros(self._updated.shape, bool)
+        sources = self._sources.get((metric, stat), [])
+        problems = []
+        data = self._read(metadata.PLUGIN_NAME, [s.tag for s in sources], problems)
+        for source in sources:
+            for datum in data.get(source.tag, []):
+                col = self._col.get(datum.step)
+                if col is None:
+                    continue  # no index at this step: a damaged event
+                array = _numeric(datum.numpy)
+                if array is None or array.shape != source.rows.shape:
+                    problems.append(f"{source.tag} step {datum.step}: not a [{len(source.rows)}] array of numbers; skipped")
+                    continue
+                values[source.rows, col] = array
+                seen[source.rows, col] = True
+        seen &= self._updated
+        values[~seen] = np.nan
+        self.problems.extend(p for p in problems if p not in self.problems)
+        entry = (values, seen)
+        self._cache.put(key, entry, values.nbytes + seen.nbytes)
+        return entry
 
     def matrix(self, metric, stat):
         """`[L, T]` float64 of `stat` of `metric`; NaN where a layer has no value."""
-        if metric not in self.values:
-            raise KeyError(f"metric {metric!r} not in this run (has {self.metrics})")
-        names = self.stats[metric]
-        if stat not in names:
-            raise KeyError(f"stat {stat!r} not recorded for {metric!r} (has {names})")
-        return self.values[metric][:, :, names.index(stat)]
+        return self.column(metric, stat)[0].astype(np.float64)
+
+    def mask(self, metric, stat):
+        """`[L, T]` bool: True where `matrix(metric, stat)` holds a read value."""
+        return self.column(metric, stat)[1]
+
+    def _values(self, metric):
+        return np.stack([self.matrix(metric, s) for s in self.stats[metric]], axis=-1)
 
     def histograms(self, metric, layer):
-        """`(steps [T'], [[k, 3] arrays])` of one layer's histogram over time."""
-        tags = self.histogram_tags.get((metric, layer), [])
-        if not tags or self._histogram_reader is None:
-            return np.zeros(0, np.int64), []
-        by_step = {}
-        for tag in tags:
-            for datum in self._histogram_reader(tag):
-                array = _numeric(datum.numpy)
-                # A histogram's edges and counts are finite: anything else is not one.
-                if array is not None and array.ndim == 2 and array.shape[1] == 3 and np.isfinite(array).all():
-                    by_step[datum.step] = array
-        steps = sorted(by_step)
-        return np.array(steps, np.int64), [by_step[s] for s in steps]
+        """`(steps [T'], [[k, 3] arrays])` of one layer's histogram over time.
+
+        Rows are `(left, right, count)`; the first is `[0, 0, zeros]`, then
+        the half-octave bins from the first to the last non-empty one.
+        TensorBoard may keep only a sample of the logged steps' histograms.
+        """
+        row = self.layers.index(layer)
+        table = self._histogram_table(metric)  # int64 [N, 4]: step, row, bin, count
+        mine = table[table[:, 1] == row]
+        steps, starts = np.unique(mine[:, 0], return_index=True)
+        parts = np.split(mine[:, 2:], starts[1:]) if mine.size else []
+        return steps.astype(np.int64), [_histogram_rows(part[:, 0], part[:, 1]) for part in parts]
+
+    def _histogram_table(self, metric):
+        key = ("histograms", metric)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        sources = self._histogram_sources.get(metric, [])
+        data = self._read(metadata.HISTOGRAM_PLUGIN_NAME, [s.tag for s in sources], self.problems)
+        parts = []
+        for source in sources:
+            for datum in data.get(source.tag, []):
+                triples = _histogram_triples(datum.numpy, len(source.rows))
+                if triples is None or datum.step not in self._col:
+                    continue
+                rows = source.rows[triples[:, 0]]
+                parts.append(np.stack([np.full(len(triples), datum.step), rows, triples[:, 1], triples[:, 2]], axis=1))
+        table = np.concatenate(parts) if parts else np.zeros((0, 4), np.int64)
+        table = table[np.lexsort((table[:, 2], table[:, 0]))]  # by step, then bin
+        self._cache.put(key, table, table.nbytes)
+        return table
+
+
+def _histogram_triples(value, n_rows):
+    """A histogram tensor as int64 `[n, 3]` (row, bin, count), or None if it is not one."""
+    array = _numeric(value)
+    if array is None or array.ndim != 2 or array.shape[1] != 3 or not np.isfinite(array).all():
+        return None
+    triples = array.astype(np.int64)
+    ok = (
+        np.array_equal(triples, array)
+        and (triples[:, 0] >= 0).all()
+        and (triples[:, 0] < n_rows).all()
+        and (triples[:, 1] >= 0).all()
+        and (triples[:, 1] <= metadata.HIST_FINITE_BINS).all()
+        and (triples[:, 2] >= 0).all()
+    )
+    return triples if ok else None
+
+
+def _histogram_rows(bins, counts):
+    """`[k, 3]` (left, right, count) float64 rows: `[0, 0, zeros]`, then bins
+    from the first to the last non-empty finite one."""
+    rows = [np.array([[0.0, 0.0, counts[bins == 0].sum()]])]
+    finite = bins > 0
+    if finite.any():
+        first, last = bins[finite].min(), bins[finite].max()
+        dense = np.zeros(last - first + 1)
+        np.add.at(dense, bins[finite] - first, counts[finite])
+        left, right = metadata.histogram_edges(first, last)
+        rows.append(np.stack([left, right, dense], axis=1))
+    return np.concatenate(rows)
 
 
 def _numeric(value):
@@ -87,59 +241,8 @@ def _numeric(value):
 _CONVERSION_ERRORS = (TypeError, ValueError, KeyError, OverflowError)
 
 
-def _read_tensors(provider, ctx, experiment_id, run, tags, problems=None):
-    """{tag: [TensorDatum]} of `run`'s `tags`.
-
-    The data provider converts every tensor of a request to an array and
-    fails the whole request on one it cannot convert; then each tag is read
-    on its own and a tag that fails is skipped (named in `problems`).
-    """
-
-    def read(some):
-        return provider.read_tensors(
-            ctx,
-            experiment_id=experiment_id,
-            plugin_name=metadata.PLUGIN_NAME,
-            downsample=_ALL_SAMPLES,
-            run_tag_filter=tb_provider.RunTagFilter(runs=[run], tags=list(some)),
-        ).get(run, {})
-
-    try:
-        return read(tags)
-    except _CONVERSION_ERRORS:
-        if len(tags) == 1:
-            if problems is not None:
-                problems.append(f"{tags[0]}: unreadable tensor data; skipped")
-            return {}
-    except Exception as e:  # noqa: BLE001
-        if not _too_large(e):
-            raise
-        if len(tags) == 1:
-            raise RunTooLargeError(
-                f"run {run!r}, tag {tags[0]!r}: the data server cannot send it in one answer "
-                "(TensorBoard's limit is 256 MiB: too many logged steps x layers for --load_fast=true); "
-                "start TensorBoard with --load_fast=false, or log every N-th step"
-            ) from None
-    out = {}
-    for tag in tags:
-        try:
-            out.update(read([tag]))
-        except _CONVERSION_ERRORS as e:
-            if problems is not None:
-                problems.append(f"{tag}: unreadable tensor data ({type(e).__name__}: {e}); skipped")
-        except Exception as e:  # noqa: BLE001
-            if not _too_large(e):
-                raise
-            raise RunTooLargeError(
-                f"run {run!r}, tag {tag!r}: the data server cannot send it in one answer "
-                "(TensorBoard's limit is 256 MiB: too many logged steps x layers for --load_fast=true); "
-                "start TensorBoard with --load_fast=false, or log every N-th step"
-            ) from None
-    return out
-
-
 class RunTooLargeError(RuntimeError):
-    """A run's data does not fit in one answer of TensorBoard's data server."""
+    """A tag's data does not fit in one answer of TensorBoard's data server."""
 
 
 def _too_large(error):
@@ -152,125 +255,162 @@ def _too_large(error):
         return False
 
 
-def _time_series_contents(provider, ctx, experiment_id):
-    """{run: {tag: parsed content or FormatError}} for the plugin's tags."""
-    listing = provider.list_tensors(
-        ctx, experiment_id=experiment_id, plugin_name=metadata.PLUGIN_NAME
-    )
+def _read_tensors(provider, ctx, experiment_id, run, plugin_name, tags, problems):
+    """{tag: [TensorDatum]} of `run`'s `tags`.
+
+    The data provider converts every tensor of a request to an array and
+    fails the whole request on one it cannot convert, and the data server
+    refuses answers above 256 MiB; then each tag is read on its own and a
+    tag that fails to convert is skipped (named in `problems`).
+    """
+
+    def read(some):
+        try:
+            return provider.read_tensors(
+                ctx,
+                experiment_id=experiment_id,
+                plugin_name=plugin_name,
+                downsample=_ALL_SAMPLES,
+                run_tag_filter=tb_provider.RunTagFilter(runs=[run], tags=list(some)),
+            ).get(run, {})
+        except Exception as e:  # noqa: BLE001
+            if len(some) == 1 and _too_large(e):
+                raise RunTooLargeError(
+                    f"run {run!r}, tag {some[0]!r}: the data server cannot send it in one answer "
+                    "(TensorBoard's limit is 256 MiB); start TensorBoard with --load_fast=false, "
+                    "or log every N-th step"
+                ) from None
+            raise
+
+    if not tags:
+        return {}
+    try:
+        return read(tags)
+    except Exception as e:  # noqa: BLE001
+        if not isinstance(e, _CONVERSION_ERRORS) and not _too_large(e):
+            raise
     out = {}
-    for run, tags in listing.items():
-        out[run] = {}
-        for tag, series in tags.items():
-            try:
-                out[run][tag] = metadata.parse_content(series.plugin_content)
-            except metadata.FormatError as e:
-                out[run][tag] = e
+    for tag in tags:
+        try:
+            out.update(read([tag]))
+        except _CONVERSION_ERRORS as e:
+            problems.append(f"{tag}: unreadable tensor data ({type(e).__name__}: {e}); skipped")
     return out
 
 
-def list_runs(provider, ctx, experiment_id=""):
-    """Names of runs that hold step-size data."""
-    return sorted(
-        run
-        for run, tags in _time_series_contents(provider, ctx, experiment_id).items()
-        if any(not isinstance(c, Exception) for c in tags.values())
-    )
+def _contents(provider, ctx, experiment_id, plugin_name):
+    """{run: {tag: parsed content or FormatError}} of one plugin name's tags."""
+    listing = provider.list_tensors(ctx, experiment_id=experiment_id, plugin_name=plugin_name) or {}
+    return {run: parse_contents(tags) for run, tags in listing.items()}
 
 
-def read_run(provider, ctx, experiment_id, run, contents=None):
-    """Build a `RunData` for `run` from the data provider (None if it has no data)."""
+def parse_contents(series):
+    """{tag: content or FormatError} of `{tag: TensorTimeSeries}`."""
+    parsed = {}
+    for tag, ts in series.items():
+        try:
+            parsed[tag] = metadata.parse_content(ts.plugin_content)
+        except metadata.FormatError as e:
+            parsed[tag] = e
+        except Exception as e:  # noqa: BLE001 -- garbage content must not break a run
+            parsed[tag] = metadata.FormatError(f"unreadable plugin content: {e}")
+    return parsed
+
+
+def list_contents(provider, ctx, experiment_id=""):
+    """{run: {tag: content or FormatError}} of every step-size tag (both plugin names)."""
+    runs = _contents(provider, ctx, experiment_id, metadata.PLUGIN_NAME)
+    for run, tags in _contents(provider, ctx, experiment_id, metadata.HISTOGRAM_PLUGIN_NAME).items():
+        runs.setdefault(run, {}).update(tags)
+    return runs
+
+
+def _layer_sets(index_contents, problems):
+    """Run layers (union, model order), their info, and each digest's rows."""
+    layers, info, rows_of = [], {}, {}
+    for tag, content in index_contents.items():
+        paths = [l["path"] for l in content["layers"]]
+        if metadata.layer_digest(paths) != content["digest"] or len(set(paths)) != len(paths):
+            problems.append(f"{tag}: layer list does not match its digest; skipped")
+            continue
+        for l in content["layers"]:
+            if l["path"] not in info:
+                layers.append(l["path"])
+                info[l["path"]] = l
+        rows_of[content["digest"]] = [l["path"] for l in content["layers"]]
+    index = {p: i for i, p in enumerate(layers)}
+    rows_of = {d: np.array([index[p] for p in paths], np.int64) for d, paths in rows_of.items()}
+    return layers, [info[p] for p in layers], rows_of
+
+
+def read_run(provider, ctx, experiment_id, run, contents=None, cache=None):
+    """A `RunData` for `run` (None if it has no readable index).
+
+    `contents` is the run's `{tag: content or FormatError}` (listed if None);
+    `cache` an object with `get(key)` and `put(key, value, nbytes)` that
+    keeps the matrices read later (a dict-like unbounded one if None).
+    """
     if contents is None:
-        contents = _time_series_contents(provider, ctx, experiment_id).get(run, {})
-    problems = []
-    stats_tags = {}
-    histogram_tags = {}
+        contents = list_contents(provider, ctx, experiment_id).get(run, {})
+    problems = [f"{tag}: {c}" for tag, c in sorted(contents.items()) if isinstance(c, Exception)]
+    by_kind = {kind: {} for kind in (metadata.KIND_INDEX, metadata.KIND_STATS, metadata.KIND_HISTOGRAM)}
     for tag, content in sorted(contents.items()):
-        if isinstance(content, Exception):
-            problems.append(f"{tag}: {content}")
-        elif content["kind"] == metadata.KIND_STATS:
-            stats_tags[tag] = content
-        else:
-            histogram_tags.setdefault((content["metric"], content["layer"]), []).append(tag)
-    if not stats_tags:
+        if not isinstance(content, Exception):
+            by_kind[content["kind"]][tag] = content
+    layers, layer_info, rows_of = _layer_sets(by_kind[metadata.KIND_INDEX], problems)
+    index_tags = {t: c for t, c in by_kind[metadata.KIND_INDEX].items() if c["digest"] in rows_of}
+    if not index_tags:
         return None
-    data = _read_tensors(provider, ctx, experiment_id, run, list(stats_tags), problems)
 
-    layers, layer_info, optimizer = [], {}, ""
-    for content in stats_tags.values():
-        optimizer = optimizer or str(content.get("optimizer", ""))
-        for info in content["layers"]:
-            if info["path"] not in layer_info:
-                layers.append(info["path"])
-                layer_info[info["path"]] = info
-    row_of = {path: i for i, path in enumerate(layers)}
+    def read(plugin_name, tags, problems):
+        return _read_tensors(provider, ctx, experiment_id, run, plugin_name, tags, problems)
 
+    data = read(metadata.PLUGIN_NAME, list(index_tags), problems)
     wall = {}
-    for series in data.values():
-        for datum in series:
+    for tag in index_tags:
+        for datum in data.get(tag, []):
             wall.setdefault(datum.step, datum.wall_time)
     steps = np.array(sorted(wall), np.int64)
     col_of = {int(s): j for j, s in enumerate(steps)}
-
-    stats, values, present = {}, {}, {}
-    metrics_order = list(metadata.METRICS) + sorted(
-        {c["metric"] for c in stats_tags.values()} - set(metadata.METRICS)
-    )
-    for metric in metrics_order:
-        tags = [t for t, c in stats_tags.items() if c["metric"] == metric]
-        if not tags:
-            continue
-        # Tags that disagree on the statistics: keep this format's own list
-        # for a known metric (a foreign tag must not hide the real data).
-        canonical = list(metadata.stats_for(metric)) if metric in metadata.METRICS else None
-        names = next(
-            (stats_tags[t]["stats"] for t in tags if stats_tags[t]["stats"] == canonical),
-            stats_tags[tags[0]]["stats"],
-        )
-        grid = np.full((len(layers), len(steps), len(names)), np.nan)
-        seen = np.zeros((len(layers), len(steps)), bool)
-        for tag in tags:
-            content = stats_tags[tag]
-            if content["stats"] != names:
-                problems.append(f"{tag}: statistics differ from the other {metric!r} tags; skipped")
+    updated = np.zeros((len(layers), len(steps)), bool)
+    for tag, content in index_tags.items():
+        rows = rows_of[content["digest"]]
+        for datum in data.get(tag, []):
+            array = _numeric(datum.numpy)
+            if array is None or array.shape != rows.shape:
+                problems.append(f"{tag} step {datum.step}: not a [{len(rows)}] index; skipped")
                 continue
-            rows = [row_of[l["path"]] for l in content["layers"]]
-            for datum in data.get(tag, []):
-                array = _numeric(datum.numpy)
-                if array is None:
-                    problems.append(f"{tag} step {datum.step}: not numeric; skipped")
-                    continue
-                if array.shape != (len(rows), len(names)):
-                    problems.append(f"{tag} step {datum.step}: shape {array.shape}; skipped")
-                    continue
-                grid[rows, col_of[datum.step], :] = array
-                seen[rows, col_of[datum.step]] = True
-        stats[metric] = list(names)
-        values[metric] = grid
-        present[metric] = seen
-    # A variable the update did not touch (no gradient) is written as a row
-    # whose `nonfinite` count is NaN: that cell is missing, not a NaN step.
-    if "nonfinite" in stats.get("step", []):
-        # (only where `step` was read: a cell it lacks says nothing of the others)
-        updated = ~(present["step"] & np.isnan(values["step"][:, :, stats["step"].index("nonfinite")]))
-        for metric in present:
-            present[metric] &= updated
-            values[metric][~updated] = np.nan
+            updated[rows, col_of[datum.step]] = array != 0
 
-    def read_histogram(tag):
-        return _read_tensors(provider, ctx, experiment_id, run, [tag]).get(tag, [])
+    stats = {}
+    for metric in list(metadata.METRICS) + sorted({m for c in index_tags.values() for m in c["metrics"]} - set(metadata.METRICS)):
+        for content in index_tags.values():
+            for stat in content["metrics"].get(metric, []):
+                if stat not in stats.setdefault(metric, []):
+                    stats[metric].append(stat)
+    sources, histogram_sources = {}, {}
+    for tag, content in by_kind[metadata.KIND_STATS].items():
+        if content["digest"] not in rows_of or content["stat"] not in stats.get(content["metric"], []):
+            problems.append(f"{tag}: no index lists its layer set, metric and statistic; skipped")
+            continue
+        sources.setdefault((content["metric"], content["stat"]), []).append(_Source(tag, rows_of[content["digest"]]))
+    for tag, content in by_kind[metadata.KIND_HISTOGRAM].items():
+        if content["digest"] in rows_of and content["metric"] in stats:
+            histogram_sources.setdefault(content["metric"], []).append(_Source(tag, rows_of[content["digest"]]))
 
     return RunData(
         steps=steps,
         wall_times=np.array([wall[s] for s in steps], np.float64),
         layers=layers,
-        layer_info=[layer_info[p] for p in layers],
+        layer_info=layer_info,
         stats=stats,
-        values=values,
-        optimizer=optimizer,
+        optimizer=next((str(c.get("optimizer", "")) for c in index_tags.values()), ""),
         problems=problems,
-        histogram_tags=histogram_tags,
-        present=present,
-        _histogram_reader=read_histogram,
+        updated=updated,
+        sources=sources,
+        histogram_sources=histogram_sources,
+        read=read,
+        cache=_Unbounded() if cache is None else cache,
     )
 
 
@@ -307,7 +447,7 @@ def _local_provider(logdir):
     from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
 
     multiplexer = plugin_event_multiplexer.EventMultiplexer(
-        tensor_size_guidance={metadata.PLUGIN_NAME: 0}
+        tensor_size_guidance={metadata.PLUGIN_NAME: 0, metadata.HISTOGRAM_PLUGIN_NAME: 0}
     )
     multiplexer.AddRunsFromDirectory(logdir)
     _reload(multiplexer, logdir)
@@ -320,7 +460,7 @@ def load_runs(logdir):
         raise FileNotFoundError(f"no such log directory: {logdir!r}")
     provider = _local_provider(logdir)
     ctx = tb_context.RequestContext()
-    contents = _time_series_contents(provider, ctx, "")
+    contents = list_contents(provider, ctx, "")
     runs = {}
     for run in sorted(contents):
         data = read_run(provider, ctx, "", run, contents[run])

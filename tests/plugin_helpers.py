@@ -1,4 +1,6 @@
-"""Synthetic step-size logdirs (no TensorFlow) and an in-process TensorBoard app."""
+"""Synthetic step-size logdirs (written with `StepWriter`) and an in-process TensorBoard app.
+
+Reading needs no TensorFlow: the writer is imported only where data is written."""
 
 import json
 import math
@@ -8,7 +10,6 @@ import numpy as np
 import pytest
 
 from tb_stepsize import metadata
-from tb_stepsize.summary import StepWriter
 
 LAYERS_A = [
     {"path": "dense/kernel", "shape": [8, 4], "dtype": "float32"},
@@ -52,6 +53,8 @@ def write_synthetic_run(run_dir, steps_a=range(1, 9), steps_b=range(9, 13), seed
     `late/kernel` is therefore missing for `steps_a`; `NONFINITE_CELLS` hold
     NaN / +Inf / -Inf.  Returns the list of logged steps.
     """
+    from tb_stepsize.summary import StepWriter
+
     rng = np.random.default_rng(seed)
     os.makedirs(run_dir, exist_ok=True)
     for layers, steps in ((LAYERS_A, steps_a), (LAYERS_B, steps_b)):
@@ -72,6 +75,8 @@ def write_synthetic_run(run_dir, steps_a=range(1, 9), steps_b=range(9, 13), seed
 
 def append_steps(run_dir, steps, layers=LAYERS_B, seed=1):
     """Appends more steps (a live run) in a new event file."""
+    from tb_stepsize.summary import StepWriter
+
     rng = np.random.default_rng(seed)
     writer = StepWriter(run_dir, layers, METRICS, "Adam")
     for step in steps:
@@ -127,7 +132,7 @@ def make_provider(logdir):
     from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
 
     multiplexer = plugin_event_multiplexer.EventMultiplexer(
-        tensor_size_guidance={metadata.PLUGIN_NAME: 0}
+        tensor_size_guidance={metadata.PLUGIN_NAME: 0, metadata.HISTOGRAM_PLUGIN_NAME: 0}
     )
     multiplexer.AddRunsFromDirectory(logdir)
     multiplexer.Reload()

@@ -493,7 +493,7 @@ def test_cache_and_invalidation(tmp_path, monkeypatch):
 
 def test_listing_is_not_redone_per_request(tmp_path, monkeypatch):
     """The full tag listing (costly with the Python loader) is made once; later
-    requests only ask for the stats tags' signatures."""
+    requests only ask for the index tags' signatures."""
     monkeypatch.setattr(plugin_mod, "LISTING_TTL_SECS", 0.0)
     h.write_synthetic_run(str(tmp_path / "run1"))
     client, plugin, multiplexer = h.make_app(str(tmp_path))
@@ -510,8 +510,8 @@ def test_listing_is_not_redone_per_request(tmp_path, monkeypatch):
         get_json(client, url)
         get_json(client, f"{BASE}/tags")
     full = [c for c in calls if c is None]
-    assert len(full) == 1  # the first listing only
-    assert all(c.tags and all("/hist/" not in t for t in c.tags) for c in calls if c is not None)
+    assert len(full) == 2  # the first listing only (statistics and histograms)
+    assert all(c.tags and all(t.startswith("index/") for t in c.tags) for c in calls if c is not None)
 
     # A new run appears after TensorBoard's reload: discovered on the next request.
     h.write_synthetic_run(str(tmp_path / "run2"), steps_a=range(1, 3), steps_b=())
@@ -521,7 +521,7 @@ def test_listing_is_not_redone_per_request(tmp_path, monkeypatch):
 
 
 def test_new_layer_set_found_by_periodic_discovery(tmp_path, monkeypatch):
-    """Tags that appear while the old stats tags stand still (a new layer set)
+    """Tags that appear while the old index tags stand still (a new layer set)
     are found by the periodic full listing, made in the background."""
     monkeypatch.setattr(plugin_mod, "LISTING_TTL_SECS", 0.0)
     run_dir = str(tmp_path / "run")
@@ -623,22 +623,25 @@ def _configure(argv):
 
 
 def test_loader_sets_default_samples():
-    assert _configure([]) == {"stepsize": 0}
-    assert _configure(["--samples_per_plugin", "images=5"]) == {"images": 5, "stepsize": 0}
-    assert _configure(["--samples_per_plugin", "stepsize=7,images=5"]) == {"stepsize": 7, "images": 5}
-    assert _configure(["--samples_per_plugin=stepsize=0"]) == {"stepsize": 0}
+    hist = {"stepsize_histograms": 1000}
+    assert _configure([]) == {"stepsize": 0, **hist}
+    assert _configure(["--samples_per_plugin", "images=5"]) == {"images": 5, "stepsize": 0, **hist}
+    assert _configure(["--samples_per_plugin", "stepsize=7,images=5"]) == {"stepsize": 7, "images": 5, **hist}
+    assert _configure(["--samples_per_plugin=stepsize=0,stepsize_histograms=5"]) == {"stepsize": 0, "stepsize_histograms": 5}
 
 
 def test_loader_fix_flags_variants():
     loader = StepSizeLoader()
+    defaults = {"stepsize": 0, "stepsize_histograms": 1000}
     for given_value, expected in (
-        (None, {"stepsize": 0}),
-        ({}, {"stepsize": 0}),
-        ({"scalars": 10}, {"scalars": 10, "stepsize": 0}),
-        ({"stepsize": 3}, {"stepsize": 3}),
-        ("stepsize=4", {"stepsize": 4}),
-        ("images=2", {"images": 2, "stepsize": 0}),
-        ("", {"stepsize": 0}),
+        (None, defaults),
+        ({}, defaults),
+        ({"scalars": 10}, {"scalars": 10, **defaults}),
+        ({"stepsize": 3}, {**defaults, "stepsize": 3}),
+        ("stepsize=4", {**defaults, "stepsize": 4}),
+        ("stepsize_histograms=0", {**defaults, "stepsize_histograms": 0}),
+        ("images=2", {"images": 2, **defaults}),
+        ("", defaults),
     ):
         flags = argparse.Namespace(samples_per_plugin=given_value)
         loader.fix_flags(flags)

@@ -1,9 +1,12 @@
-"""`tb_stepsize.load` and the plugin work where TensorFlow cannot be imported."""
+"""`tb_stepsize.load` and the plugin work where TensorFlow cannot be imported
+(the logdir is written by this process, which has it)."""
 
 import os
 import subprocess
 import sys
 import textwrap
+
+import plugin_helpers as h
 
 SCRIPT = textwrap.dedent(
     """
@@ -29,7 +32,6 @@ SCRIPT = textwrap.dedent(
     import tb_stepsize
     from tb_stepsize import plugin as plugin_mod  # noqa: F401
 
-    h.write_synthetic_run(LOGDIR + "/run1")
     data = tb_stepsize.load(LOGDIR + "/run1")
     assert data.steps.tolist() == list(range(1, 13)), data.steps
     client, plugin, _ = h.make_app(LOGDIR)
@@ -51,6 +53,7 @@ SCRIPT = textwrap.dedent(
 
 
 def test_reader_and_plugin_without_tensorflow(tmp_path):
+    h.write_synthetic_run(str(tmp_path / "run1"))  # the write side needs TensorFlow
     tests_dir = os.path.dirname(os.path.abspath(__file__))
     code = f"TESTS_DIR = {tests_dir!r}\nLOGDIR = {str(tmp_path)!r}\n" + SCRIPT
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")

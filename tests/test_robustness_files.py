@@ -212,15 +212,19 @@ json_leaf = st.one_of(
 json_any = st.recursive(json_leaf, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4), max_leaves=12)
 
 
+DIGEST = metadata.layer_digest([l["path"] for l in h.LAYERS_A])
+
+
 @st.composite
 def plugin_content(draw):
     """Raw content bytes: a valid content with one field broken, or junk."""
-    kind = draw(st.sampled_from(["stats", "histogram", "junk_json", "junk_bytes"]))
+    kind = draw(st.sampled_from(["index", "stats", "histogram", "junk_json", "junk_bytes"]))
     if kind == "junk_bytes":
         return draw(st.binary(max_size=40))
     if kind == "junk_json":
         return json.dumps(draw(json_any)).encode()
-    if kind == "stats":
+    digest = draw(st.sampled_from([DIGEST, "0123456789"]))
+    if kind == "index":
         layers = [dict(l) for l in h.LAYERS_A]
         if draw(st.booleans()):
             layers = draw(
@@ -229,20 +233,19 @@ def plugin_content(draw):
                     max_size=5,
                 )
             )
+        content = metadata.index_content(digest, layers, h.METRICS, "Adam")
+        if draw(st.booleans()):  # statistics this reader does not know, or none
+            content["metrics"]["novel"] = draw(st.lists(st.sampled_from(list(metadata.ELEMENT_STATS) + ["value", "?"]), max_size=14))
+    elif kind == "stats":
         metric = draw(st.sampled_from(["step", "update_ratio", "novel"]))
-        content = metadata.stats_content("step" if metric == "novel" else metric, layers, "Adam")
-        content["metric"] = metric  # a metric this reader does not know
-        if draw(st.booleans()):
-            content["stats"] = draw(
-                st.lists(st.sampled_from(list(metadata.ELEMENT_STATS) + ["value", "?"]), max_size=14)
-            )
+        content = metadata.stats_content(digest, metric, draw(st.sampled_from(["p50", "value", "?"])))
     else:
-        content = metadata.histogram_content("step", draw(st.sampled_from([l["path"] for l in h.LAYERS_A])), 0)
-    field = draw(st.sampled_from(["none", "version", "kind", "metric", "stats", "layers", "row", "layer", "drop"]))
+        content = metadata.histogram_content(digest, draw(st.sampled_from(["step", "update_ratio", "novel"])))
+    field = draw(st.sampled_from(["none", "version", "kind", "digest", "metric", "stat", "metrics", "layers", "drop"]))
     if field == "drop":
         content.pop(draw(st.sampled_from(sorted(content))))
     elif field == "version":
-        content["version"] = draw(st.sampled_from([0, 2, 10**30, -1, "1", 1.0, None, True, [1]]))
+        content["version"] = draw(st.sampled_from([0, 1, 3, 10**30, -1, "2", 2.0, None, True, [2]]))
     elif field != "none":
         content[field] = draw(json_any)
     return json.dumps(content).encode()
@@ -270,11 +273,11 @@ def hostile_tensor(draw):
     return tensor
 
 
-def hostile_event(tag, content, tensor, step, wall_time):
+def hostile_event(tag, content, tensor, step, wall_time, plugin_name=metadata.PLUGIN_NAME):
     value = summary_pb2.Summary.Value(tag=tag, tensor=tensor)
     value.metadata.CopyFrom(
         summary_pb2.SummaryMetadata(
-            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=metadata.PLUGIN_NAME, content=content),
+            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin_name, content=content),
             data_class=summary_pb2.DATA_CLASS_TENSOR,
         )
     )
@@ -285,34 +288,36 @@ def hostile_event(tag, content, tensor, step, wall_time):
 @given(
     content=plugin_content(),
     tensor=hostile_tensor(),
-    tag=st.sampled_from(["same", "other", "hist"]),
+    tag=st.sampled_from(["index", "stats", "other", "hist"]),
     step=st.sampled_from([0, 3, 7, -1, 2**63 - 1, -(2**63)]),
     wall_time=st.sampled_from([1.0, 0.0, -1.0, float("nan"), float("inf"), 1e300]),
     separate_file=st.booleans(),
 )
 def test_hostile_summaries(base, content, tensor, tag, step, wall_time, separate_file):
     name, raw, base_run = base
-    digest = metadata.layer_digest([l["path"] for l in h.LAYERS_A])
     tag_name = {
-        "same": metadata.stats_tag("step", digest),  # collides with the valid tag
-        "other": "step/0123456789",
-        "hist": metadata.histogram_tag("step", digest, 1),
+        "index": metadata.index_tag(DIGEST),  # these three collide with valid tags
+        "stats": metadata.stats_tag("step", DIGEST, "p50"),
+        "hist": metadata.histogram_tag("step", DIGEST),
+        "other": "step/0123456789/p50",
     }[tag]
+    plugin_name = metadata.HISTOGRAM_PLUGIN_NAME if tag == "hist" else metadata.PLUGIN_NAME
+    event = hostile_event(tag_name, content, tensor, step, wall_time, plugin_name)
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = os.path.join(tmp, "run")
         write_base(run_dir)
         if separate_file:
             writer = EventFileWriter(run_dir, filename_suffix=".hostile")
-            writer.add_event(hostile_event(tag_name, content, tensor, step, wall_time))
+            writer.add_event(event)
             writer.close()
         else:  # appended to the valid file (same event stream)
             (path,) = rh.event_files(run_dir)
             with open(path, "ab") as f:
-                f.write(frame(hostile_event(tag_name, content, tensor, step, wall_time).SerializeToString()))
+                f.write(frame(event.SerializeToString()))
         loaded = check_logdir(tmp)
-    if tag == "other":
-        # The valid tag is untouched: its values are served as before (but
-        # where the foreign tag claims the same layer at the same step).
+    if tag in ("other", "hist"):
+        # The valid statistics are untouched (but where a foreign tag claims
+        # the same layer at the same step).
         run = loaded["run"]
         rows = [run.layers.index(l["path"]) for l in h.LAYERS_A]
         cols = [list(run.steps).index(s) for s in STEPS if s != step]
@@ -327,42 +332,45 @@ def _dims(*sizes):
 
 
 def _with_bad_update_ratio(run_dir, bad):
+    """The base run plus steps whose index is valid but whose `update_ratio` is `bad[step]`."""
     write_base(run_dir)
-    digest = metadata.layer_digest([l["path"] for l in h.LAYERS_A])
-    content = json.dumps(metadata.stats_content("update_ratio", h.LAYERS_A, "Adam")).encode()
+    index = json.dumps(metadata.index_content(DIGEST, h.LAYERS_A, h.METRICS, "Adam")).encode()
+    content = json.dumps(metadata.stats_content(DIGEST, "update_ratio", "value")).encode()
+    ones = tensor_pb2.TensorProto(dtype=types_pb2.DT_UINT8, int_val=[1, 1, 1], tensor_shape=_dims(3))
     writer = EventFileWriter(run_dir, filename_suffix=".bad")
     for step, tensor in bad.items():
-        writer.add_event(hostile_event(metadata.stats_tag("update_ratio", digest), content, tensor, step, 2000.0 + step))
+        writer.add_event(hostile_event(metadata.index_tag(DIGEST), index, ones, step, 2000.0 + step))
+        writer.add_event(hostile_event(metadata.stats_tag("update_ratio", DIGEST, "value"), content, tensor, step, 2000.0 + step))
     writer.close()
     return tb_stepsize.load(run_dir)
 
 
-def test_wrong_dtypes_and_shapes_skip_their_step(tmp_path, base):
-    """Convertible but wrong tensors: each such step is skipped with a problem."""
+def test_wrong_dtypes_and_shapes_leave_their_cells_missing(tmp_path, base):
+    """Convertible but wrong tensors: those cells are missing, the rest is served."""
     run = _with_bad_update_ratio(
         str(tmp_path / "run"),
         {
-            10: tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, string_val=[b"x", b"y", b"z"], tensor_shape=_dims(3, 1)),
+            10: tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, string_val=[b"x", b"y", b"z"], tensor_shape=_dims(3)),
             11: tensor_pb2.TensorProto(
-                dtype=types_pb2.DT_COMPLEX64, tensor_content=np.ones((3, 1), np.complex64).tobytes(), tensor_shape=_dims(3, 1)
+                dtype=types_pb2.DT_COMPLEX64, tensor_content=np.ones(3, np.complex64).tobytes(), tensor_shape=_dims(3)
             ),
-            12: tensor_pb2.TensorProto(dtype=types_pb2.DT_BOOL, bool_val=[True] * 3, tensor_shape=_dims(3, 1)),
+            12: tensor_pb2.TensorProto(dtype=types_pb2.DT_BOOL, bool_val=[True] * 3, tensor_shape=_dims(3)),
             13: tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[1.0, 2.0], tensor_shape=_dims(2)),
             14: tensor_pb2.TensorProto(dtype=types_pb2.DT_DOUBLE, double_val=[1.0] * 8, tensor_shape=_dims(2, 2, 2)),
-            15: tensor_pb2.TensorProto(dtype=types_pb2.DT_INT32, int_val=[1, 2, 3], tensor_shape=_dims(3, 1)),
+            15: tensor_pb2.TensorProto(dtype=types_pb2.DT_INT32, int_val=[1, 2, 3], tensor_shape=_dims(3)),
         },
     )
     base_run = base[2]
+    assert list(run.steps) == STEPS + list(range(10, 16))
     cols = [list(run.steps).index(s) for s in STEPS]
     for metric in h.METRICS:
         np.testing.assert_array_equal(run.values[metric][:, cols, :], base_run.values[metric])
     # Integers are numbers: accepted.  Strings, complex, bool and wrong shapes are not.
     assert run.matrix("update_ratio", "value")[:, list(run.steps).index(15)].tolist() == [1, 2, 3]
     for step in (10, 11, 12, 13, 14):
-        assert any(f"step {step}:" in p for p in run.problems), (step, run.problems)
         assert not run.present["update_ratio"][:, list(run.steps).index(step)].any()
-    tags = rh.sweep_routes(rh.make_app(str(tmp_path)))
-    assert len(tags["run"]["problems"]) == 5
+        assert any(f"step {step}:" in p for p in run.problems), (step, run.problems)
+    rh.sweep_routes(rh.make_app(str(tmp_path)))
 
 
 def test_unconvertible_tensors_skip_their_tag(tmp_path, base):
@@ -372,7 +380,7 @@ def test_unconvertible_tensors_skip_their_tag(tmp_path, base):
     run = _with_bad_update_ratio(
         str(tmp_path / "run"),
         {
-            20: tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_content=b"\0" * 7, tensor_shape=_dims(3, 1)),
+            20: tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_content=b"\0" * 7, tensor_shape=_dims(3)),
             21: tensor_pb2.TensorProto(dtype=999),
         },
     )
@@ -381,7 +389,7 @@ def test_unconvertible_tensors_skip_their_tag(tmp_path, base):
     assert not run.present["update_ratio"].any()
     assert any("update_ratio/" in p and "unreadable tensor data" in p for p in run.problems), run.problems
     tags = rh.sweep_routes(rh.make_app(str(tmp_path)))
-    assert tags["run"]["problems"]
+    assert tags["run"]["num_steps"] == len(STEPS) + 2
 
 
 # ------------------------------------------- the data server's answer limit
@@ -414,35 +422,35 @@ def _limited_provider(logdir, too_large):
 
 
 def test_answers_above_the_data_server_limit(tmp_path):
-    """The Rust data server cannot send a run bigger than 256 MiB in one answer:
-    tags are then read one by one; a single tag too big is a clear error that
-    names the way out, and the other runs are still listed and served."""
+    """The Rust data server cannot send more than 256 MiB in one answer: tags
+    are then read one by one; a single tag too big is a clear error that
+    names the way out, and the other runs and metrics are still served."""
     from tb_stepsize import reader
     from tensorboard import context as tb_context
 
     logdir = str(tmp_path)
     for run in ("split", "huge", "small"):
         write_base(os.path.join(logdir, run))
-    stats_tags = lambda tags: [t for t in tags if "/hist/" not in t]  # noqa: E731
     provider = _limited_provider(
         logdir,
-        lambda run, tags: (run == "split" and len(stats_tags(tags)) > 1)
-        or (run == "huge" and any(t.startswith("step/") and "/hist/" not in t for t in tags)),
+        lambda run, tags: (run == "split" and len(tags) > 1) or (run == "huge" and any(t.startswith("step/") for t in tags)),
     )
     ctx = tb_context.RequestContext()
     split = reader.read_run(provider, ctx, "", "split")
     np.testing.assert_array_equal(split.values["step"], tb_stepsize.load(os.path.join(logdir, "split")).values["step"])
     assert split.problems == []
+    huge = reader.read_run(provider, ctx, "", "huge")  # the index is small
+    assert list(huge.steps) == STEPS
     with pytest.raises(reader.RunTooLargeError, match="--load_fast=false"):
-        reader.read_run(provider, ctx, "", "huge")
+        huge.matrix("step", "p50")
 
     client = rh.make_app(logdir, provider)
     response = client.get(f"{rh.BASE}/tags")
     assert response.status_code == 200
     tags = json.loads(response.get_data())
-    assert tags["small"]["num_steps"] == tags["split"]["num_steps"] == len(STEPS)
-    assert tags["huge"]["num_steps"] == 0 and "256 MiB" in tags["huge"]["problems"][0]
+    assert tags["small"]["num_steps"] == tags["split"]["num_steps"] == tags["huge"]["num_steps"] == len(STEPS)
     response = client.get(f"{rh.BASE}/heatmap?run=huge&metric=step&stat=p50")
     assert response.headers["Content-Type"].startswith("application/json")
     assert "--load_fast=false" in json.loads(response.get_data())["error"]
+    assert client.get(f"{rh.BASE}/heatmap?run=huge&metric=update_ratio&stat=value").status_code == 200
     assert client.get(f"{rh.BASE}/heatmap?run=small&metric=step&stat=p50").status_code == 200

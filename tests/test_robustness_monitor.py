@@ -1,8 +1,7 @@
 """Monitor failures never stop training.
 
 Faults: log_dir removed during training, a full disk (a real 64 KiB tmpfs
-when it can be mounted, and a simulated ENOSPC in TensorBoard's writer
-thread), exceptions inside the monitor's host code (set-up, buffer pull,
+when it can be mounted, and a simulated ENOSPC from the record writer), exceptions inside the monitor's host code (set-up, buffer pull,
 statistics, flush).  Each gives exactly one `tb_stepsize:` warning and
 `fit` runs to the end; with `on_error="raise"` `fit` raises
 `MonitorError` instead.  What was flushed before the fault stays readable.
@@ -161,21 +160,19 @@ def test_real_full_disk_warns_once_training_goes_on(tiny_tmpfs):
     assert "No space left on device" in message
 
 
-def test_simulated_enospc_in_writer_thread(tmp_path, monkeypatch):
-    """ENOSPC from the event file's write() in TensorBoard's writer thread (portable)."""
-    from tensorflow.python.lib.io import file_io
+def test_simulated_enospc_from_the_record_writer(tmp_path, monkeypatch):
+    """ENOSPC from TensorFlow's record writer after 5 records (portable: no tmpfs needed)."""
 
-    original = file_io.FileIO.write
-    written = []
+    class FullDisk(tf.io.TFRecordWriter):
+        records = 0
 
-    def write(self, data):
-        if "tfevents" in self.name:
-            if len(written) >= 5:  # file_version + 4 steps fit on the "disk"
-                raise OSError(errno.ENOSPC, "No space left on device")
-            written.append(len(data))
-        return original(self, data)
+        def write(self, record):
+            if FullDisk.records >= 5:  # file_version + 4 steps fit on the "disk"
+                raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")
+            FullDisk.records += 1
+            super().write(record)
 
-    monkeypatch.setattr(file_io.FileIO, "write", write)
+    monkeypatch.setattr(tf.io, "TFRecordWriter", FullDisk)
     history, callback, ours, thread_errors = fit(tmp_path / "run", flush_secs=0)
     assert len(history.history["loss"]) == 3
     assert len(ours) == 1 and "No space left on device" in ours[0], ours

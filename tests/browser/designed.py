@@ -110,7 +110,7 @@ def _hist(values_fn, n_rows, size_of):
 def write_run(run_dir, layers, scale=1.0, steps=STEPS, wall0=1000.0):
     n = len(layers)
     sizes = [max(1, int(np.prod(l["shape"]))) for l in layers]
-    writer = StepWriter(run_dir, layers, METRICS, "Adam", flush_secs=1)
+    writer = StepWriter(run_dir, layers, METRICS, "Adam")
     for step in steps:
         def sv(row, stat, step=step):
             if row >= len(LAYERS):
