@@ -100,36 +100,37 @@ class Bench:
         assert out["step_ends"][-1] == self.steps - 1 and len(out["steps"]) <= self.max_steps
         return elapsed, int(response.headers.get("Content-Length", 0))
 
-    def time_series(self, eid):
-        prefix = f"/experiment/{eid}" if eid else ""
+    def _every_tag(self, eid, fetch, check):
+        """(seconds, bytes on the wire) of `fetch(url prefix, tag)` for every tag."""
+        prefix = f"{self.base}/experiment/{eid}" if eid else self.base
         start = time.perf_counter()
         wire = 0
         for tag in self.tags:
-            response = self.session.post(
-                f"{self.base}{prefix}/data/plugin/timeseries/timeSeries",
-                data={"requests": json.dumps([{"plugin": "histograms", "tag": tag, "run": "histograms"}])},
-                timeout=600,
-            )
+            response = fetch(prefix, tag)
             out = response.json()
             wire += int(response.headers.get("Content-Length", 0))
-            assert response.status_code == 200, out
-            assert len(out[0]["runToSeries"]["histograms"]) == self.steps, tag
+            assert response.status_code == 200 and check(out), (tag, str(out)[:200])
         return time.perf_counter() - start, wire
 
-    def histograms_route(self, eid):
-        prefix = f"/experiment/{eid}" if eid else ""
-        start = time.perf_counter()
-        wire = 0
-        for tag in self.tags:
-            response = self.session.get(
-                f"{self.base}{prefix}/data/plugin/histograms/histograms",
-                params={"run": "histograms", "tag": tag},
+    def time_series(self, eid):
+        return self._every_tag(
+            eid,
+            lambda prefix, tag: self.session.post(
+                f"{prefix}/data/plugin/timeseries/timeSeries",
+                data={"requests": json.dumps([{"plugin": "histograms", "tag": tag, "run": "histograms"}])},
                 timeout=600,
-            )
-            out = response.json()
-            wire += int(response.headers.get("Content-Length", 0))
-            assert response.status_code == 200 and len(out) == min(51, self.steps), (tag, len(out))
-        return time.perf_counter() - start, wire
+            ),
+            lambda out: len(out[0]["runToSeries"]["histograms"]) == self.steps,
+        )
+
+    def histograms_route(self, eid):
+        return self._every_tag(
+            eid,
+            lambda prefix, tag: self.session.get(
+                f"{prefix}/data/plugin/histograms/histograms", params={"run": "histograms", "tag": tag}, timeout=600
+            ),
+            lambda out: len(out) == min(51, self.steps),
+        )
 
     def wait_loaded(self, proc, timeout):
         start = time.monotonic()

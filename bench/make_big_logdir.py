@@ -1,4 +1,4 @@
-"""Writes a big logdir for `bench_plugin.py`, without TensorFlow.
+"""Writes a big logdir for `bench_plugin.py`.
 
     python bench/make_big_logdir.py OUT [--layers 200] [--steps 10000]
 
@@ -28,10 +28,13 @@ from tensorboard.plugins.histogram import metadata as histogram_metadata
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 from tensorboard.util import tensor_util
 
-from tb_stepsize import metadata
-from tb_stepsize.summary import StepWriter
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
-METRICS = ["step", "update_ratio"]
+import plugin_helpers as h  # noqa: E402  -- the test suite's synthetic payloads
+from tb_stepsize.summary import StepWriter  # noqa: E402
+
+METRICS = h.METRICS
 VARIANTS = 64  # distinct random payloads cycled through (generation speed)
 
 
@@ -44,33 +47,13 @@ def layer_list(n):
     return layers
 
 
-def element_stats(rng, n_layers):
-    base = 10.0 ** rng.uniform(-7, -3, size=(n_layers, 1))
-    quant = np.sort(rng.uniform(0.1, 3.0, size=(n_layers, 9)), axis=1) * base
-    mean = quant[:, 4:5] * 1.05
-    rms = mean * 1.3
-    zero = rng.uniform(0, 0.05, size=(n_layers, 1))
-    nonfinite = np.zeros((n_layers, 1))
-    return np.concatenate([quant, mean, rms, zero, nonfinite], axis=1).astype(np.float32)
-
-
-def step_hists(rng, n_layers):
-    hists = np.zeros((n_layers, metadata.HIST_BINS), np.int64)
-    for row in range(n_layers):
-        lo = int(rng.integers(180, 230))
-        hists[row, lo : lo + 16] = rng.integers(1, 5000, size=16)
-        hists[row, 0] = rng.integers(0, 100)
-    return hists
-
-
 def write_stepsize_run(run_dir, n_layers, n_steps, histograms, rng, progress):
     layers = layer_list(n_layers)
     writer = StepWriter(run_dir, layers, METRICS, "SGD", histograms=histograms)
     stats_pool = [
-        {"step": element_stats(rng, n_layers), "update_ratio": rng.uniform(1e-6, 1e-2, (n_layers, 1)).astype(np.float32)}
-        for _ in range(VARIANTS)
+        {m: h.random_stats(rng, n_layers, m) for m in METRICS} for _ in range(VARIANTS)
     ]
-    hist_pool = [{"step": step_hists(rng, n_layers)} for _ in range(VARIANTS)] if histograms else [{}]
+    hist_pool = [{"step": h.random_hists(rng, n_layers)} for _ in range(VARIANTS)] if histograms else [{}]
     for step in range(n_steps):
         writer.write(
             step,

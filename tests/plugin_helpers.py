@@ -198,3 +198,28 @@ def check_grid(values_json, nonfinite_json, expected):
             else:
                 assert got is None, (i, j)
                 assert flags.get((i, j)) == (None if kind == "missing" else kind), (i, j)
+
+
+SENTINEL = "SENTINEL-7f3a-not-to-be-served"
+
+
+def static_sandbox(root):
+    """A logdir with `run1` and a stand-in static dir holding the listed files,
+    with `secret.txt` (containing `SENTINEL`) beside, above and inside it, in
+    the logdir, and an unlisted `index.js.map`.  Returns `(client, static dir,
+    bytes of the listed files)`; point `plugin._STATIC_DIR` at the static dir.
+    """
+    from tb_stepsize import plugin as plugin_mod
+
+    logdir = root / "logs"
+    write_synthetic_run(str(logdir / "run1"))
+    static = root / "pkg" / "static"
+    static.mkdir(parents=True)
+    for name, _ in plugin_mod.STATIC_FILES.values():
+        (static / name).write_text(f"/* {name} */")
+    for where in (root, root / "pkg", static, logdir, logdir / "run1"):
+        (where / "secret.txt").write_text(SENTINEL)
+    (static / "index.js.map").write_text(SENTINEL)
+    client, _, _ = make_app(str(logdir))
+    allowed = {(static / name).read_bytes() for name, _ in plugin_mod.STATIC_FILES.values()}
+    return client, str(static), allowed

@@ -16,7 +16,7 @@ import plugin_helpers as h
 from tb_stepsize import plugin as plugin_mod
 
 BASE = "/data/plugin/stepsize"
-SENTINEL = "SENTINEL-7f3a-not-to-be-served"
+SENTINEL = h.SENTINEL
 
 PAYLOADS = [
     "..",
@@ -63,28 +63,7 @@ STRING_PARAMS = {
 }
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    root = tmp_path_factory.mktemp("security")
-    logdir = root / "logs"
-    h.write_synthetic_run(str(logdir / "run1"))
-    # Files that must never be served, beside and above a stand-in static dir
-    # and in the log directory.
-    static = root / "pkg" / "static"
-    static.mkdir(parents=True)
-    for route, (name, _) in plugin_mod.STATIC_FILES.items():
-        (static / name).write_text(f"/* {name} */")
-    for where in (root, root / "pkg", static.parent, logdir, logdir / "run1"):
-        (where / "secret.txt").write_text(SENTINEL)
-    (static / "secret.txt").write_text(SENTINEL)  # in the static dir but not listed
-    (static / "index.js.map").write_text(SENTINEL)
-    client, plugin, _ = h.make_app(str(logdir))
-    return client, str(static), str(root)
-
-
-@pytest.fixture(autouse=True)
-def static_dir(env, monkeypatch):
-    monkeypatch.setattr(plugin_mod, "_STATIC_DIR", env[1])
+pytestmark = pytest.mark.usefixtures("sandbox")
 
 
 def check(response, data_route):
@@ -104,8 +83,8 @@ def check(response, data_route):
 
 @pytest.mark.parametrize("route", sorted(VALID))
 @pytest.mark.parametrize("payload", PAYLOADS)
-def test_query_parameters(env, route, payload):
-    client = env[0]
+def test_query_parameters(sandbox, route, payload):
+    client = sandbox[0]
     for name in STRING_PARAMS[route]:
         params = dict(VALID[route], **{name: payload})
         response = check(client.get(f"{BASE}/{route}?" + urlencode(params)), data_route=True)
@@ -122,8 +101,8 @@ def test_query_parameters(env, route, payload):
         assert check(client.get(doubled), data_route=True).status_code == 400
 
 
-def test_tags_ignores_parameters(env):
-    client = env[0]
+def test_tags_ignores_parameters(sandbox):
+    client = sandbox[0]
     for payload in PAYLOADS:
         response = check(client.get(f"{BASE}/tags?" + urlencode({"run": payload, "file": payload})), True)
         assert response.status_code == 200 and list(json.loads(response.get_data())) == ["run1"]
@@ -164,8 +143,8 @@ PATHS = [
 
 
 @pytest.mark.parametrize("path", PATHS)
-def test_paths(env, path):
-    client, static, _ = env
+def test_paths(sandbox, path):
+    client, static, _ = sandbox
     response = client.get(BASE + path)
     assert response.status_code in (200, 400, 404), (path, response.status_code)
     body = response.get_data()
@@ -179,9 +158,9 @@ def test_paths(env, path):
 
 
 @pytest.mark.parametrize("route", sorted(VALID))
-def test_unicode_names_are_plain_lookups(env, route):
+def test_unicode_names_are_plain_lookups(sandbox, route):
     """The odd layer name (markup, quotes, backslash, '..') works as a key."""
-    client = env[0]
+    client = sandbox[0]
     odd = h.LAYERS_A[2]["path"]
     params = dict(VALID[route])
     if "layer" in params:
@@ -208,7 +187,7 @@ def test_unicode_names_are_plain_lookups(env, route):
         max_size=4,
     ),
 )
-def test_fuzz_parameters(env, route, overrides):
-    client = env[0]
+def test_fuzz_parameters(sandbox, route, overrides):
+    client = sandbox[0]
     params = dict(VALID[route], **overrides)
     check(client.get(f"{BASE}/{route}?" + urlencode(params)), data_route=True)

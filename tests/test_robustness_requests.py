@@ -21,7 +21,7 @@ import robustness_helpers as rh
 from tb_stepsize import plugin as plugin_mod
 
 BASE = rh.BASE
-SENTINEL = "SENTINEL-robustness-not-to-be-served"
+SENTINEL = h.SENTINEL
 ROUTES = ["tags", "heatmap", "heatmap.bin", "layer", "histogram"]
 PARAMS = ["run", "metric", "stat", "layer", "step", "max_steps", "layer_filter"]
 VALID = {
@@ -60,25 +60,7 @@ VALUES = st.one_of(
 )
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    root = tmp_path_factory.mktemp("requests")
-    logdir = root / "logs"
-    h.write_synthetic_run(str(logdir / "run1"))
-    static = root / "pkg" / "static"
-    static.mkdir(parents=True)
-    for name, _ in plugin_mod.STATIC_FILES.values():
-        (static / name).write_text(f"/* {name} */")
-    for where in (root, root / "pkg", static, logdir, logdir / "run1"):
-        (where / "secret.txt").write_text(SENTINEL)
-    client, _, _ = h.make_app(str(logdir))
-    allowed = {(static / name).read_bytes() for name, _ in plugin_mod.STATIC_FILES.values()}
-    return client, str(static), allowed
-
-
-@pytest.fixture(autouse=True)
-def static_dir(env, monkeypatch):
-    monkeypatch.setattr(plugin_mod, "_STATIC_DIR", env[1])
+pytestmark = pytest.mark.usefixtures("sandbox")
 
 
 def check_consistent(route, out, query):
@@ -110,8 +92,8 @@ def fetch(client, url):
         return client.get(url)
 
 
-def check(env, route, url):
-    response = fetch(env[0], url)
+def check(sandbox, route, url):
+    response = fetch(sandbox[0], url)
     body = response.get_data()
     assert SENTINEL.encode() not in body and b"root:" not in body
     parsed = rh.check_response(response, url)
@@ -143,8 +125,8 @@ def raw_query(draw):
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], database=None)
 @given(route=st.sampled_from(ROUTES), query=raw_query())
-def test_fuzz_raw_query_strings(env, route, query):
-    check(env, route, f"{BASE}/{route}?{query}")
+def test_fuzz_raw_query_strings(sandbox, route, query):
+    check(sandbox, route, f"{BASE}/{route}?{query}")
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], database=None)
@@ -153,7 +135,7 @@ def test_fuzz_raw_query_strings(env, route, query):
     drop=st.sets(st.sampled_from(PARAMS)),
     numbers=st.fixed_dictionaries({"max_steps": NUMBERS, "step": NUMBERS}),
 )
-def test_fuzz_numbers_and_missing_parameters(env, route, drop, numbers):
+def test_fuzz_numbers_and_missing_parameters(sandbox, route, drop, numbers):
     """Valid requests with numeric parameters replaced and parameters dropped."""
     params = {
         "heatmap": {"run": "run1", "metric": "step", "stat": "p50"},
@@ -168,7 +150,7 @@ def test_fuzz_numbers_and_missing_parameters(env, route, drop, numbers):
     else:
         params["max_steps"] = numbers["max_steps"]
     query = "&".join(f"{k}={quote(v, safe='')}" for k, v in params.items())
-    response = check(env, route, f"{BASE}/{route}?{query}")
+    response = check(sandbox, route, f"{BASE}/{route}?{query}")
     number = numbers["step"] if route == "histogram" else numbers["max_steps"]
     well_formed = number.lstrip("-").isascii() and number.lstrip("-").isdigit() and len(number.lstrip("-")) <= 18
     if missing or not well_formed:
@@ -190,12 +172,12 @@ def test_fuzz_numbers_and_missing_parameters(env, route, drop, numbers):
         st.sampled_from([route for route in plugin_mod.STATIC_FILES]).map(lambda r: r + "/../secret.txt"),
     )
 )
-def test_fuzz_paths_serve_only_static_files(env, path):
+def test_fuzz_paths_serve_only_static_files(sandbox, path):
     url = BASE + "/" + quote(path, safe="%/\\.")
-    response = fetch(env[0], url)
+    response = fetch(sandbox[0], url)
     assert response.status_code in (200, 400, 404), (url, response.status_code)
     body = response.get_data()
     assert SENTINEL.encode() not in body
     if response.status_code == 200:
         content_type = response.headers["Content-Type"]
-        assert body in env[2] or content_type.startswith("application/json"), (url, body[:100])
+        assert body in sandbox[2] or content_type.startswith("application/json"), (url, body[:100])
