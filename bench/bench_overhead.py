@@ -227,16 +227,25 @@ def main():
     parser.add_argument("--steps", type=int, default=10, help="steps per epoch (= keras_hist frequency)")
     parser.add_argument("--memory_repeats", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, one repeat")
+    parser.add_argument("--row_only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
         args.repeats, args.epochs, args.steps, args.memory_repeats = 1, 1, 3, 0
-    print(f"\nRatios to plain fit, min/median of {args.repeats} interleaved repeats; {args.epochs} timed epochs of {args.steps} steps")
-    print(" ".join(f"{name:>{width}s}" for name, width, _ in COLUMNS), flush=True)
-    for name in args.models.split(","):
-        row = time_model(name, args)
-        row["mem/largest"] = memory_ratio(name, args)[0] if args.memory_repeats else float("nan")
-        cells = (f"{row[c]:>{width}s}" if isinstance(row[c], str) else f"{row[c]:>{width}{spec}}" for c, width, spec in COLUMNS)
-        print(" ".join(cells), flush=True)
+    names = args.models.split(",")
+    if not args.row_only:
+        print(f"\nRatios to plain fit, min/median of {args.repeats} interleaved repeats; {args.epochs} timed epochs of {args.steps} steps")
+        print(" ".join(f"{name:>{width}s}" for name, width, _ in COLUMNS), flush=True)
+    if len(names) > 1:  # one process per model: one model's memory never weighs on the next
+        for name in names:
+            argv = ["--models", name, "--row_only", "--repeats", str(args.repeats), "--epochs", str(args.epochs)]
+            argv += ["--steps", str(args.steps), "--memory_repeats", str(args.memory_repeats)] + ["--quick"] * args.quick
+            subprocess.run([sys.executable, os.path.abspath(__file__), *argv], check=True)
+        return
+    (name,) = names
+    row = time_model(name, args)
+    row["mem/largest"] = memory_ratio(name, args)[0] if args.memory_repeats else float("nan")
+    cells = (f"{row[c]:>{width}s}" if isinstance(row[c], str) else f"{row[c]:>{width}{spec}}" for c, width, spec in COLUMNS)
+    print(" ".join(cells), flush=True)
 
 
 if __name__ == "__main__":

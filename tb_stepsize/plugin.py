@@ -75,11 +75,13 @@ Matrices are read one `(metric, stat)` at a time, when a request needs them
 (`TB_STEPSIZE_CACHE_MB`, default 1024, = B) hold:
 
 * matrices and histogram tables of runs: B;
+* pooled matrices (`max_steps` columns; what `heatmap` and `layer` serve):
+  B/4;
 * run indexes: B/8; encoded (gzipped) `heatmap` and `layer` responses: B/4;
   one layer's histograms: B/8.
 
 The most recently used entry of each is always kept.  So the plugin's own
-memory stays below about 1.5 x B plus one matrix larger than B, if any,
+memory stays below about 1.75 x B plus one matrix larger than B, if any,
 while a request is not running; a request pools its matrix in row blocks of
 `POOL_BLOCK_CELLS` cells, so it needs at most a few hundred MB on top, and a
 `layer` request holds one matrix at a time.  TensorBoard's loader holds the
@@ -426,6 +428,7 @@ class StepSizePlugin(base_plugin.TBPlugin):
         budget = _cache_budget()
         self._runs = _LRU(budget // 8)  # (eid, run) -> (signature, RunData): steps and index
         self._columns = _LRU(budget)  # (eid, run, signature, ...) -> a run's matrices and histogram tables
+        self._pooled_matrices = _LRU(budget // 4)  # (eid, run, signature, metric, stat, group) -> pooled matrix
         self._responses = _LRU(budget // 4)  # (eid, run, signature, ...) -> gzipped JSON
         self._histograms = _LRU(budget // 8)  # (eid, run, signature, metric, layer) -> (steps, arrays)
         self._summaries = _LRU(4 * 2**20)  # (eid, run) -> (signature, tags entry)
@@ -599,6 +602,7 @@ class StepSizePlugin(base_plugin.TBPlugin):
             self._responses.discard(lambda k: k[:2] == key and k[2] != signature)
             self._histograms.discard(lambda k: k[:2] == key and k[2] != signature)
             self._columns.discard(lambda k: k[:2] == key and k[2] != signature)
+            self._pooled_matrices.discard(lambda k: k[:2] == key and k[2] != signature)
             return entry
 
     @staticmethod
@@ -627,6 +631,24 @@ class StepSizePlugin(base_plugin.TBPlugin):
             steps, arrays = data.histograms(metric, layer)
             cached = (steps, arrays)
             self._histograms.put(key, cached, steps.nbytes + sum(a.nbytes + 100 for a in arrays))
+        return cached
+
+    def _pooled(self, eid, run, signature, data, metric, stat, group):
+        """`(values [L, C], present)`: `stat` of `metric` pooled by `group` steps.
+
+        Cached apart from the matrices: a `layer` request takes one row of
+        each statistic, so on a run whose matrices do not all fit in the
+        cache, hovering layer after layer reads the run once, not once per
+        layer.
+        """
+        values, present = data.column(metric, stat)
+        if group <= 1:
+            return values, present
+        key = (eid, run, signature, metric, stat, group)
+        cached = self._pooled_matrices.get(key)
+        if cached is None:
+            cached = pool(values, present, group, pooling_rule(stat))
+            self._pooled_matrices.put(key, cached, cached[0].nbytes + cached[1].nbytes)
         return cached
 
     @staticmethod
@@ -731,10 +753,9 @@ class StepSizePlugin(base_plugin.TBPlugin):
 
         rows = [i for i, path in enumerate(data.layers) if pattern is None or pattern.search(path)]
         rule = pooling_rule(stat)
-        values, present = data.column(metric, stat)
-        if len(rows) < len(data.layers):
+        values, present = self._pooled(eid, run, signature, data, metric, stat, group)
+        if len(rows) < len(data.layers):  # pooling is per row: filter after it
             values, present = values[rows], present[rows]
-        values, present = pool(values, present, group, rule)
         firsts, ends = column_bounds(data.steps, group)
         finite_mask = present & np.isfinite(values)
         finite = values[finite_mask]
@@ -815,13 +836,10 @@ class StepSizePlugin(base_plugin.TBPlugin):
         row = data.layers.index(layer)
         names = data.stats[metric]
         pooled, pooled_present = [], None
-        for name in names:
-            # One row of each statistic's matrix: on a run bigger than the
-            # cache, at most one matrix is held at a time.
-            values, seen = data.column(metric, name)
-            v, p = pool(values[row : row + 1], seen[row : row + 1], group, pooling_rule(name))
-            pooled.append(v[0])
-            pooled_present = p[0]
+        for name in names:  # one statistic at a time: at most one matrix is read at once
+            v, p = self._pooled(eid, run, signature, data, metric, name, group)
+            pooled.append(np.asarray(v[row], np.float64))
+            pooled_present = p[row]
         if pooled:
             values = np.stack(pooled, axis=1)  # [C, S]
             present = np.repeat(pooled_present[:, None], len(names), axis=1)
