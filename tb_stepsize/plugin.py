@@ -641,13 +641,12 @@ class StepSizePlugin(base_plugin.TBPlugin):
         cache, hovering layer after layer reads the run once, not once per
         layer.
         """
-        values, present = data.column(metric, stat)
         if group <= 1:
-            return values, present
+            return data.column(metric, stat)
         key = (eid, run, signature, metric, stat, group)
         cached = self._pooled_matrices.get(key)
         if cached is None:
-            cached = pool(values, present, group, pooling_rule(stat))
+            cached = pool(*data.column(metric, stat), group, pooling_rule(stat))
             self._pooled_matrices.put(key, cached, cached[0].nbytes + cached[1].nbytes)
         return cached
 
