@@ -375,7 +375,9 @@ export class DrillDown {
     const w = this._histWidth();
     const height = 230;
     const ctx = setupCanvas(this.hist, w, height);
-    this.histTitle.textContent = `|${this.metric}| histogram at step ${h.step} (half-octave bins)`;
+    // TensorBoard keeps a sample of the histograms: say when this is the nearest one.
+    const nearest = h.step !== this.step ? ", the nearest kept to " + this.step : "";
+    this.histTitle.textContent = `|${this.metric}| histogram at step ${h.step}${nearest} (half-octave bins)`;
     const bins = h.bins || [];
     const zero = bins.length && bins[0][0] === 0 && bins[0][1] === 0 ? bins[0][2] : 0;
     const finite = bins.filter((b) => !(b[0] === 0 && b[1] === 0));

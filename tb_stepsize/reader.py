@@ -15,6 +15,7 @@ layer-step, not the whole run.
 import collections.abc
 import dataclasses
 import os
+import threading
 import warnings
 
 import numpy as np
@@ -92,6 +93,9 @@ class RunData:
         self._read = read  # (plugin_name, tags, problems) -> {tag: [TensorDatum]}
         self._cache = cache
         self._col = {int(s): j for j, s in enumerate(steps)}
+        # One read at a time per run: concurrent requests for the same matrix
+        # wait for it instead of holding two copies.
+        self._reading = threading.Lock()
 
     # Properties, not attributes: a stored mapping of bound methods would be a
     # reference cycle, keeping the event files open until the cyclic GC runs.
@@ -125,6 +129,10 @@ class RunData:
         cached = self._cache.get(key)
         if cached is not None:
             return cached
+        with self._reading:
+            return self._cache.get(key) or self._read_column(key, metric, stat)
+
+    def _read_column(self, key, metric, stat):
         values = np.full(self._updated.shape, np.nan, np.float32)
         seen = np.zeros(self._updated.shape, bool)
         sources = self._sources.get((metric, stat), [])
@@ -185,6 +193,11 @@ class RunData:
         cached = self._cache.get(key)
         if cached is not None:
             return cached
+        with self._reading:
+            cached = self._cache.get(key)
+            return cached if cached is not None else self._read_histogram_table(key, metric)
+
+    def _read_histogram_table(self, key, metric):
         sources = self._histogram_sources.get(metric, [])
         data = self._read(metadata.HISTOGRAM_PLUGIN_NAME, [s.tag for s in sources], self.problems)
         parts = []
