@@ -86,11 +86,14 @@ class Partials:
                 tf.reduce_sum(tf.square(xf), keepdims=True),
                 _bincount(coarse, metadata.HIST_BINS)[tf.newaxis],
             )
+        # Two scatters instead of four: max of (-min, max) and sum of (x, x^2).
+        extremes = tf.math.unsorted_segment_max(tf.stack([-low, high], 1), segment_ids, segments)
+        sums = tf.math.unsorted_segment_sum(tf.stack([xf, tf.square(xf)], 1), segment_ids, segments)
         return cls(
-            tf.math.unsorted_segment_min(low, segment_ids, segments),
-            tf.math.unsorted_segment_max(high, segment_ids, segments),
-            tf.math.unsorted_segment_sum(xf, segment_ids, segments),
-            tf.math.unsorted_segment_sum(tf.square(xf), segment_ids, segments),
+            -extremes[:, 0],
+            extremes[:, 1],
+            sums[:, 0],
+            sums[:, 1],
             tf.reshape(
                 _bincount(segment_ids * metadata.HIST_BINS + coarse, segments * metadata.HIST_BINS),
                 [segments, metadata.HIST_BINS],
