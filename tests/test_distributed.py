@@ -1,0 +1,115 @@
+"""tb_stepsize under tf.distribute: a replicated run records what one device records.
+
+Every run is its own process (`distributed_helpers.py`): logical devices
+and the cluster must be configured before TensorFlow starts.
+"""
+
+import glob
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tb_stepsize
+
+HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "distributed_helpers.py")
+TIMEOUT = 240
+
+
+def start(where, log_dir, *options, env=None):
+    return subprocess.Popen(
+        [sys.executable, HELPER, where, str(log_dir), *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def finish(*procs):
+    """The stdout of each process; all are killed if one fails or hangs."""
+    try:
+        outputs = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=TIMEOUT)
+            assert proc.returncode == 0, err[-3000:]
+            outputs.append(out)
+        return outputs
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+
+
+def assert_same_run(got, expected):
+    """Same steps, layers and every statistic and histogram (to float rounding)."""
+    assert list(got.steps) == list(expected.steps)
+    assert got.layers == expected.layers
+    assert got.metrics == expected.metrics
+    for metric in expected.metrics:
+        np.testing.assert_array_equal(got.present[metric], expected.present[metric])
+        np.testing.assert_allclose(got.values[metric], expected.values[metric], rtol=1e-5, equal_nan=True, err_msg=metric)
+        if expected.stats[metric] == ["value"]:
+            continue
+        for layer in expected.layers:
+            steps, hists = got.histograms(metric, layer)
+            want_steps, want = expected.histograms(metric, layer)
+            assert list(steps) == list(want_steps) == list(expected.steps)
+            for h, w in zip(hists, want):
+                np.testing.assert_array_equal(h, w, err_msg=f"{metric} {layer}")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ("optimizer=adamw",),
+        ("optimizer=nadam", "chunked=1", "every_n_steps=3", "fit_in_scope=1"),
+    ],
+    ids=["adamw", "nadam-chunked-every3-in-scope"],
+)
+def test_mirrored_fit_records_what_one_device_records(tmp_path, options):
+    single, mirrored = finish(start("single", tmp_path / "single", *options), start("mirrored", tmp_path / "mirrored", *options))
+    expected = tb_stepsize.load(str(tmp_path / "single"))
+    assert len(expected.steps) == (12 if "every_n_steps=3" not in options else 4)
+    assert single == mirrored  # logged steps (counted once per update), updates, no warnings
+    assert mirrored.endswith("warnings []\n")
+    assert_same_run(tb_stepsize.load(str(tmp_path / "mirrored")), expected)
+
+
+def free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def test_multi_worker_chief_records_and_the_other_worker_writes_nothing(tmp_path):
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    log_dir = tmp_path / "shared"  # both workers are given the same log_dir
+    workers = [
+        start("worker", log_dir, env=dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})))
+        for i in range(2)
+    ]
+    reference = start("loop", tmp_path / "single")
+    chief, other, single = finish(*workers, reference)
+    assert chief.startswith("logged 6 updates 6") and other.startswith("logged 0 updates 6"), (chief, other)
+    assert single.startswith("logged 6 updates 6")
+    files = os.listdir(log_dir)
+    assert len(files) == 1 and files[0].split(".")[-2] == str(workers[0].pid), files
+    assert_same_run(tb_stepsize.load(str(log_dir)), tb_stepsize.load(str(tmp_path / "single")))
+
+
+def test_unsupported_strategy_warns_once_and_trains(tmp_path):
+    (out,) = finish(start("central", tmp_path / "run"))
+    assert out.startswith("logged 0 updates 12"), out
+    assert "CentralStorageStrategy is not supported" in out and out.count("tb_stepsize:") == 1, out
+    assert not glob.glob(str(tmp_path / "**" / "events*"), recursive=True)
