@@ -113,3 +113,15 @@ def test_unsupported_strategy_warns_once_and_trains(tmp_path):
     assert out.startswith("logged 0 updates 12"), out
     assert "CentralStorageStrategy is not supported" in out and out.count("tb_stepsize:") == 1, out
     assert not glob.glob(str(tmp_path / "**" / "events*"), recursive=True)
+
+
+def test_distributed_demo_runs(tmp_path):
+    demo = os.path.join(os.path.dirname(HELPER), "..", "demo", "distributed.py")
+    proc = subprocess.run(
+        [sys.executable, demo, "--logdir", str(tmp_path), "--epochs", "1"], capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 replicas; logged 4 steps" in proc.stdout
+    run = tb_stepsize.load(str(tmp_path))
+    assert list(run.steps) == [1, 5, 9, 13]
+    assert np.all(run.matrix("step", "p50") > 0)
