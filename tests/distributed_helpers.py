@@ -8,7 +8,7 @@ StepSizeCallback; `loop` and `worker` (MultiWorkerMirroredStrategy from
 TF_CONFIG) train with a custom loop and StepSizeMonitor, because Keras 3's
 `fit` does not run under MultiWorkerMirroredStrategy
 (keras-team/keras#20585).  Prints what the monitor logged, the optimizer's
-updates and tb_stepsize's warnings.
+updates, a hash of the trained weights and tb_stepsize's warnings.
 
 Weights are float64: a strategy sums the replicas' gradients in another
 order than one device does, and in float64 that difference stays far below
@@ -17,6 +17,7 @@ record exactly what the single-device run records.
 """
 
 import contextlib
+import hashlib
 import sys
 import warnings
 
@@ -61,16 +62,20 @@ def model_in(strategy, optimizer, chunked=False):
     return model
 
 
-def fit(log_dir, strategy, optimizer="adamw", every_n_steps=1, fit_in_scope=0, chunked=0):
-    """2 epochs of `fit` with StepSizeCallback; `fit_in_scope` creates the monitor in the scope."""
+def fit(log_dir, strategy, optimizer="adamw", every_n_steps=1, fit_in_scope=0, chunked=0, monitored=1):
+    """2 epochs of `fit` with StepSizeCallback (unless not `monitored`).
+
+    `fit_in_scope` runs `fit`, so creates the monitor, in the strategy's scope.
+    """
     import tb_stepsize
 
     model = model_in(strategy, optimizer, chunked)
-    callback = tb_stepsize.StepSizeCallback(log_dir, every_n_steps=every_n_steps)
+    callbacks = [tb_stepsize.StepSizeCallback(log_dir, every_n_steps=every_n_steps)] if monitored else []
     with strategy.scope() if fit_in_scope else contextlib.nullcontext():
-        model.fit(X, Y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0, callbacks=[callback])
-    callback.close()
-    return callback.monitor, model
+        model.fit(X, Y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0, callbacks=callbacks)
+    for callback in callbacks:
+        callback.close()
+    return callbacks[0].monitor if callbacks else None, model
 
 
 def custom_loop(log_dir, strategy, optimizer="adamw", every_n_steps=1):
@@ -118,7 +123,9 @@ def main(where, log_dir, *options):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         monitor, model = train(log_dir, strategy, **kwargs)
-    print("logged", monitor.logged_steps, "updates", int(model.optimizer.iterations.numpy()))
+    weights = hashlib.sha256(b"".join(v.numpy().tobytes() for v in model.trainable_variables)).hexdigest()
+    logged = monitor.logged_steps if monitor else 0
+    print("logged", logged, "updates", int(model.optimizer.iterations.numpy()), "weights", weights)
     print("warnings", [str(w.message) for w in caught if "tb_stepsize" in str(w.message)], flush=True)
 
 

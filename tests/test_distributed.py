@@ -46,6 +46,13 @@ def finish(*procs):
                 proc.communicate()
 
 
+def fields(out):
+    """The helper's report: {"logged", "updates", "weights", "warnings"}."""
+    first, warnings = out.splitlines()[:2]
+    words = first.split()
+    return {**dict(zip(words[::2], words[1::2])), "warnings": warnings.removeprefix("warnings ")}
+
+
 def assert_same_run(got, expected):
     """Same steps, layers and every statistic and histogram (to float rounding)."""
     assert list(got.steps) == list(expected.steps)
@@ -73,11 +80,19 @@ def assert_same_run(got, expected):
     ids=["adamw", "nadam-chunked-every3-in-scope"],
 )
 def test_mirrored_fit_records_what_one_device_records(tmp_path, options):
-    single, mirrored = finish(start("single", tmp_path / "single", *options), start("mirrored", tmp_path / "mirrored", *options))
+    single, mirrored, unmonitored = map(
+        fields,
+        finish(
+            start("single", tmp_path / "single", *options),
+            start("mirrored", tmp_path / "mirrored", *options),
+            start("mirrored", tmp_path / "unmonitored", *options, "monitored=0"),
+        ),
+    )
     expected = tb_stepsize.load(str(tmp_path / "single"))
-    assert len(expected.steps) == (12 if "every_n_steps=3" not in options else 4)
-    assert single == mirrored  # logged steps (counted once per update), updates, no warnings
-    assert mirrored.endswith("warnings []\n")
+    assert single["logged"] == mirrored["logged"] == str(len(expected.steps))  # counted once per update
+    assert single["updates"] == mirrored["updates"] == "12"
+    assert single["warnings"] == mirrored["warnings"] == "[]"
+    assert mirrored["weights"] == unmonitored["weights"]  # the monitor changes no weight, bit for bit
     assert_same_run(tb_stepsize.load(str(tmp_path / "mirrored")), expected)
 
 
@@ -100,9 +115,10 @@ def test_multi_worker_chief_records_and_the_other_worker_writes_nothing(tmp_path
         for i in range(2)
     ]
     reference = start("loop", tmp_path / "single")
-    chief, other, single = finish(*workers, reference)
-    assert chief.startswith("logged 6 updates 6") and other.startswith("logged 0 updates 6"), (chief, other)
-    assert single.startswith("logged 6 updates 6")
+    chief, other, single = map(fields, finish(*workers, reference))
+    assert (chief["logged"], other["logged"], single["logged"]) == ("6", "0", "6")
+    assert chief["updates"] == other["updates"] == single["updates"] == "6"
+    assert chief["weights"] == other["weights"]
     files = os.listdir(log_dir)
     assert len(files) == 1 and files[0].split(".")[-2] == str(workers[0].pid), files
     assert_same_run(tb_stepsize.load(str(log_dir)), tb_stepsize.load(str(tmp_path / "single")))
@@ -110,7 +126,7 @@ def test_multi_worker_chief_records_and_the_other_worker_writes_nothing(tmp_path
 
 def test_unsupported_strategy_warns_once_and_trains(tmp_path):
     (out,) = finish(start("central", tmp_path / "run"))
-    assert out.startswith("logged 0 updates 12"), out
+    assert fields(out)["logged"] == "0" and fields(out)["updates"] == "12", out
     assert "CentralStorageStrategy is not supported" in out and out.count("tb_stepsize:") == 1, out
     assert not glob.glob(str(tmp_path / "**" / "events*"), recursive=True)
 
