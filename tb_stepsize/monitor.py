@@ -375,7 +375,8 @@ class StepSizeMonitor:
             return
         opt = self._optimizer  # as Keras' TF optimizer decays each copy
         if opt._use_weight_decay(variable):
-            variable.assign_sub(variable * tf.cast(opt.weight_decay, variable.dtype) * tf.cast(opt.learning_rate, variable.dtype))
+            wd, lr = (tf.cast(x, variable.dtype) for x in (opt.weight_decay, opt.learning_rate))
+            variable.assign_sub(variable * wd * lr)
 
     def _hook_update_step(self, gradient, variable, learning_rate):
         opt = self._optimizer
