@@ -20,12 +20,22 @@ Hooks (instance attributes, removed by `close()`):
   depends only on that variable, so deferring it changes no value.
 * `update_step`: runs Keras' own update inside a `tf.cond`; the logged branch
   adds the snapshot and the reductions, the other branch is the plain update.
+
+Under MirroredStrategy and MultiWorkerMirroredStrategy the replicas hold
+identical copies after the all-reduce, so only one copy is recorded: replica
+0 decides and publishes the logged update, and `update_step` records the copy
+on replica 0's device (the other copies run the plain update).  The ring
+buffer is a plain variable on that device, so nothing is counted twice and
+recording needs no collective.  Only the chief (the worker that writes
+summaries) records; the other workers train unhooked.
 """
 
 import atexit
+import contextlib
 import os
 import re
 import tempfile
+import threading
 import time
 import warnings
 import weakref
@@ -34,11 +44,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tensorflow.python.distribute.numpy_dataset import SingleDevice
+
 from tb_stepsize import metadata, optimizer_rules
 from tb_stepsize.reduction import Reducer
 from tb_stepsize.summary import StepWriter
 
 _HOOKS = ("_backend_apply_gradients", "_apply_weight_decay", "update_step")
+_REPLICATING = (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)
 BUFFER_BYTES = 32 << 20  # default size of the device ring buffer
 MAX_CAPACITY = 64
 
@@ -66,10 +79,42 @@ def _select(variables, include, exclude):
     ]
 
 
-class _Trace:
-    """Per-trace state shared by the hooks of one `apply` call."""
+def _recording_device(strategy):
+    """The device whose copy is recorded: replica 0's under a replicating strategy, else None."""
+    if isinstance(strategy, _REPLICATING):
+        return tf.DeviceSpec.from_string(strategy.extended.worker_devices[0])
+    if strategy.num_replicas_in_sync > 1 or isinstance(strategy, tf.distribute.experimental.ParameterServerStrategy):
+        raise MonitorError(
+            f"{type(strategy).__name__} is not supported "
+            "(single device, MirroredStrategy and MultiWorkerMirroredStrategy are)"
+        )
+    return None
 
-    def __init__(self, log, slot):
+
+def _plain_variables_on(device):
+    """A context in which new variables are plain ones on `device` (a no-op for None).
+
+    Inside a strategy's scope a `SingleDevice` passed as `colocate_with` is how
+    TensorFlow itself makes a non-mirrored variable (its numpy datasets do).
+    """
+    stack = contextlib.ExitStack()
+    if device is not None:
+        name = device.to_string()
+        stack.enter_context(tf.device(name))
+        if tf.distribute.has_strategy():
+            stack.enter_context(
+                tf.variable_creator_scope(lambda create, **kw: create(colocate_with=SingleDevice(name), **kw))
+            )
+    return stack
+
+
+class _Trace:
+    """Per-trace state shared by the hooks of one `apply` call on one replica.
+
+    `log` is None on a replica that only updates (not replica 0).
+    """
+
+    def __init__(self, log=None, slot=None):
         self.log = log
         self.slot = slot
         self.deferred_decay = {}
@@ -99,6 +144,8 @@ class StepSizeMonitor:
 
     Use `after_steps(n)` after every n train steps (the Keras callback does
     it for you), and `close()` at the end (or use it as a context manager).
+    Under MultiWorkerMirroredStrategy only the chief records: on the other
+    workers the monitor stays disabled and writes nothing.
     """
 
     def __init__(
@@ -171,15 +218,10 @@ class StepSizeMonitor:
                 f"cannot decompose optimizer {type(optimizer).__name__}: "
                 "a Keras 3 optimizer (keras.optimizers.*) is needed"
             )
-        strategy = getattr(inner, "_distribution_strategy", None)
-        if strategy is not None and (
-            strategy.num_replicas_in_sync > 1
-            or isinstance(strategy, (tf.distribute.MultiWorkerMirroredStrategy, tf.distribute.experimental.ParameterServerStrategy))
-        ):
-            raise MonitorError(
-                f"{type(strategy).__name__} with {strategy.num_replicas_in_sync} replicas is not supported yet "
-                "(single-device training only)"
-            )
+        strategy = getattr(inner, "_distribution_strategy", None) or tf.distribute.get_strategy()
+        device = _recording_device(strategy)
+        if not strategy.extended.should_save_summary:
+            return  # a worker other than the chief: the chief records the run
         if variables is None:
             if not optimizer.built:
                 raise MonitorError("the optimizer is not built: pass `variables` or build it first")
@@ -192,7 +234,8 @@ class StepSizeMonitor:
                 + (f" (include={include!r}, exclude={exclude!r})" if include or exclude else "")
             )
         if not optimizer.built:
-            optimizer.build(variables)  # what its first apply() would do
+            with strategy.scope():  # slots mirrored like the variables
+                optimizer.build(variables)  # what its first apply() would do
         try:
             os.makedirs(log_dir, exist_ok=True)
             tempfile.TemporaryFile(dir=log_dir).close()
@@ -220,11 +263,19 @@ class StepSizeMonitor:
         self._accumulation = int(inner.gradient_accumulation_steps or 1)
         self._per_call = -(-int(steps_per_call) // self.every_n_steps) + 1  # logged updates one call can add
         self._capacity = int(max_pending or _default_capacity(watched, self._per_call))
-        self._reducer = Reducer(watched, inner, self._rule, self._capacity)
+        self._device = device
+        # Under a strategy Keras' decay cannot run inside one copy's update (it
+        # merges across replicas), so `_decay` redoes it per copy; an optimizer
+        # with a decay of its own (Muon) keeps it where Keras runs it.
+        self._defers_decay = (
+            device is None or type(inner)._apply_weight_decay is keras.optimizers.Optimizer._apply_weight_decay
+        )
+        with _plain_variables_on(device):
+            self._reducer = Reducer(watched, inner, self._rule, self._capacity)
+            # Off while paused or closed: a compiled train step that still
+            # carries the hooks then records nothing.
+            self._active = tf.Variable(True, trainable=False)
         self.metrics = self._reducer.metrics
-        # Off while paused or closed: a compiled train step that still carries
-        # the hooks then records nothing.
-        self._active = tf.Variable(True, trainable=False)
 
         self._calls_host = int(inner._iterations.numpy())  # predicted calls, for pulls
         self._seen = 0
@@ -245,15 +296,52 @@ class StepSizeMonitor:
         opt._apply_weight_decay = self._hook_weight_decay
         opt.update_step = self._hook_update_step
         self._installed = _HOOKS
-        self._trace = None
+        # Replicas trace `apply` concurrently, one thread each: each has its own trace.
+        self._local = threading.local()
+        self._recording = None  # replica 0's trace while it runs `apply`
 
     def _uninstall(self):
         for name in self._installed:
             self._optimizer.__dict__.pop(name, None)
         self._installed = ()
 
+    def _trace(self):
+        """The trace of the `apply` this thread runs, else replica 0's.
+
+        A merge call runs the update functions of all copies in the thread
+        that called `strategy.run`, while the replicas wait in theirs.
+        """
+        return getattr(self._local, "trace", None) or self._recording
+
+    def _records_here(self):
+        """Whether this replica decides and publishes logged updates (replica 0 only)."""
+        if self._device is None:
+            return True
+        context = tf.distribute.get_replica_context()
+        return context is not None and tf.get_static_value(context.replica_id_in_sync_group) == 0
+
+    def _records_copy(self, variable):
+        """Whether `variable` (one device's copy under a strategy) is the recorded one."""
+        return self._device is None or tf.DeviceSpec.from_string(variable.device) == self._device
+
+    def _run_apply(self, trace, grads, trainable_variables):
+        """Keras' own `_backend_apply_gradients`, with `trace` visible to the hooks it calls."""
+        self._local.trace = trace
+        if trace.log is not None:
+            self._recording = trace
+        try:
+            self._originals["_backend_apply_gradients"](grads, trainable_variables)
+        finally:
+            self._local.trace = None
+            if trace.log is not None:
+                self._recording = None
+        return trace.chain
+
     # ------------------------------------------------------ device-side hooks
     def _hook_apply_gradients(self, grads, trainable_variables):
+        if not self._records_here():
+            self._run_apply(_Trace(), grads, trainable_variables)
+            return
         # Keras counts calls in `_iterations` and updates in `iterations`
         # (calls // gradient_accumulation_steps); t is the update this call makes.
         calls = tf.cast(self._optimizer._iterations, tf.int64) + 1
@@ -262,17 +350,13 @@ class StepSizeMonitor:
         log = self._active & tf.equal(calls % k, 0) & tf.equal((t - 1) % self.every_n_steps, 0)
         reducer = self._reducer
         slot = tf.cast(reducer.count % self._capacity, tf.int32)  # the host reads slots in count order
-        self._trace = _Trace(log, slot)
 
         def begin():
             reducer.begin(slot)
             return tf.constant(0)
 
         tf.cond(log, begin, lambda: tf.constant(0))
-        try:
-            self._originals["_backend_apply_gradients"](grads, trainable_variables)
-        finally:
-            chain, self._trace = self._trace.chain, None
+        chain = self._run_apply(_Trace(log, slot), grads, trainable_variables)
 
         def end():
             with tf.control_dependencies(chain):
@@ -282,9 +366,9 @@ class StepSizeMonitor:
         tf.cond(log, end, lambda: tf.constant(0))
 
     def _hook_weight_decay(self, variables):
-        trace = self._trace
+        trace = self._trace()
         opt = self._optimizer
-        if trace is None or opt.weight_decay is None:
+        if trace is None or opt.weight_decay is None or not self._defers_decay:
             return self._originals["_apply_weight_decay"](variables)
         others = []
         for v in variables:
@@ -296,19 +380,33 @@ class StepSizeMonitor:
         if others:
             self._originals["_apply_weight_decay"](others)
 
+    def _decay(self, variable, decayed):
+        """Apply the weight decay deferred for `decayed`; `variable` is the copy being updated."""
+        if self._device is None:
+            self._originals["_apply_weight_decay"]([decayed])
+            return
+        opt = self._optimizer  # as Keras' TF optimizer decays each copy
+        if opt._use_weight_decay(variable):
+            wd, lr = (tf.cast(x, variable.dtype) for x in (opt.weight_decay, opt.learning_rate))
+            variable.assign_sub(variable * wd * lr)
+
     def _hook_update_step(self, gradient, variable, learning_rate):
         opt = self._optimizer
-        trace = self._trace
+        trace = self._trace()
         key = opt._var_key(variable)
         row = self._rows.get(key)
         if trace is None or row is None:
             return self._originals["update_step"](gradient, variable, learning_rate)
-        decayed = trace.deferred_decay.pop(key, None)
+        decayed = trace.deferred_decay.get(key)
 
         def update():
             if decayed is not None:
-                self._originals["_apply_weight_decay"]([decayed])
+                self._decay(variable, decayed)
             self._originals["update_step"](gradient, variable, learning_rate)
+
+        if trace.log is None or not self._records_copy(variable):
+            update()  # another device's copy: updated, not recorded
+            return
 
         def plain():
             update()

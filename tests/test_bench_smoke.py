@@ -32,3 +32,9 @@ def test_browser_bench_smoke():
     pytest.importorskip("playwright")
     out = run("bench_browser.py", "--layers", "20", "--columns", "100", "--repeat", "1", "--hovers", "10")
     assert "20" in out
+
+
+def test_distributed_bench_smoke():
+    pytest.importorskip("tensorflow")
+    out = run("bench_distributed.py", "--quick")
+    assert "mirrored x2" in out and "one device" in out

@@ -273,35 +273,6 @@ def test_write_failure_warns_once_and_training_goes_on(tmp_path, monkeypatch):
     assert len(history.history["loss"]) == 2
 
 
-MIRRORED = """
-import warnings
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-import keras, numpy as np, tb_stepsize
-strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-with strategy.scope():
-    m = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16), keras.layers.Dense(2)])
-    m.compile(optimizer=keras.optimizers.AdamW(1e-2), loss="mse")
-x = np.random.rand(64, 8).astype("float32")
-with warnings.catch_warnings(record=True) as caught:
-    warnings.simplefilter("always")
-    h = m.fit(x, x[:, :2], batch_size=16, epochs=2, verbose=0, callbacks=[tb_stepsize.StepSizeCallback({log_dir!r})])
-print("epochs", len(h.history["loss"]))
-print("warnings", [str(w.message) for w in caught if "tb_stepsize" in str(w.message)])
-"""
-
-
-def test_unsupported_distribution_strategy_warns_and_trains(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-c", MIRRORED.format(log_dir=str(tmp_path))], capture_output=True, text=True, timeout=300
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "epochs 2" in proc.stdout
-    assert "MirroredStrategy with 2 replicas is not supported yet" in proc.stdout
-    assert proc.stdout.count("tb_stepsize:") == 1
-
-
 ALL_OPTIMIZERS = {
     "sgd": lambda: keras.optimizers.SGD(0.01),
     "rmsprop_centered_momentum": lambda: keras.optimizers.RMSprop(1e-3, momentum=0.5, centered=True),
