@@ -330,3 +330,15 @@ def test_variable_without_gradient_is_missing_not_nan(tmp_path):
     assert not run.present["step"][unused].any() and not run.present["update_ratio"][unused].any()
     assert run.present["step"][used].all()
     assert np.all(run.matrix("step", "p50")[used] > 0)
+
+
+def test_mixed_precision_demo_runs(tmp_path):
+    demo = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "demo", "mixed_precision.py")
+    proc = subprocess.run([sys.executable, demo, "--logdir", str(tmp_path), "--epochs", "1"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = tb_stepsize.load(str(tmp_path))
+    skipped = 16 - len(run.steps)
+    assert skipped > 0 and f"{len(run.steps)} updates logged" in proc.stdout, proc.stdout
+    # Keras counts only applied updates: the logged steps are 1..n, every one a real update.
+    assert list(run.steps) == list(range(1, len(run.steps) + 1))
+    assert np.all(run.matrix("step", "max") > 0)
