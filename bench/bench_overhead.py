@@ -174,7 +174,7 @@ def time_model(name, args):
         "params": extra["params"],
         "layers": extra["layers"],
         "ms/step": 1e3 * min(per_step["fit"]),
-        **{c: ratio[c] for c in configs[1:]},
+        **{c: ratio[c] for c in ("every_n=1", "every_n=10", "every_n=100", "keras_hist")},
         "logged/floor": logged_extra / extra["floor"],
         "bytes/step/layer": extra["bytes"],
         "reads/100": extra["reads"],
