@@ -472,12 +472,7 @@ class StepSizePlugin(base_plugin.TBPlugin):
         """Lists every stepsize tag of the experiment (costly with the Python
         loader: it walks every stored event of every tag)."""
         all_runs = self._all_runs(ctx, eid)
-        series = {}
-        for plugin_name in (metadata.PLUGIN_NAME, metadata.HISTOGRAM_PLUGIN_NAME):
-            listed = self._provider.list_tensors(ctx, experiment_id=eid, plugin_name=plugin_name) or {}
-            for run, tags in listed.items():
-                series.setdefault(run, {}).update(tags)
-        listing = _Listing(series, all_runs)
+        listing = _Listing(reader.list_series(self._provider, ctx, eid), all_runs)
         with self._lock:
             self._listings[eid] = listing
             self._listings.move_to_end(eid)

@@ -122,17 +122,28 @@ class RunData:
         if stat not in self.stats[metric]:
             raise KeyError(f"stat {stat!r} not recorded for {metric!r} (has {self.stats[metric]})")
 
+    def _cached(self, key, read):
+        """`read()`'s arrays (one or a tuple), read once per key and kept in the cache."""
+        cached = self._cache.get(key)
+        if cached is None:
+            with self._reading:
+                cached = self._cache.get(key)
+                if cached is None:
+                    cached = read()
+                    arrays = cached if isinstance(cached, tuple) else (cached,)
+                    self._cache.put(key, cached, sum(a.nbytes for a in arrays))
+        return cached
+
+    def _note(self, problems):
+        """Add `problems` found while reading (a re-read after eviction finds them again)."""
+        self.problems.extend(p for p in problems if p not in self.problems)
+
     def column(self, metric, stat):
         """`(values float32 [L, T], mask bool [L, T])` of one statistic, read once and cached."""
         self._check(metric, stat)
-        key = ("column", metric, stat)
-        cached = self._cache.get(key)
-        if cached is not None:
-            return cached
-        with self._reading:
-            return self._cache.get(key) or self._read_column(key, metric, stat)
+        return self._cached(("column", metric, stat), lambda: self._read_column(metric, stat))
 
-    def _read_column(self, key, metric, stat):
+    def _read_column(self, metric, stat):
         values = np.full(self._updated.shape, np.nan, np.float32)
         seen = np.zeros(self._updated.shape, bool)
         sources = self._sources.get((metric, stat), [])
@@ -158,10 +169,8 @@ class RunData:
                 seen[cells] = True
         seen &= self._updated
         values[~seen] = np.nan
-        self.problems.extend(p for p in problems if p not in self.problems)
-        entry = (values, seen)
-        self._cache.put(key, entry, values.nbytes + seen.nbytes)
-        return entry
+        self._note(problems)
+        return values, seen
 
     def matrix(self, metric, stat):
         """`[L, T]` float64 of `stat` of `metric`; NaN where a layer has no value."""
@@ -182,24 +191,18 @@ class RunData:
         TensorBoard may keep only a sample of the logged steps' histograms.
         """
         row = self.layers.index(layer)
-        table = self._histogram_table(metric)  # int64 [N, 4]: step, row, bin, count
+        # int64 [N, 4]: step, row, bin, count
+        table = self._cached(("histograms", metric), lambda: self._read_histogram_table(metric))
         mine = table[table[:, 1] == row]
         steps, starts = np.unique(mine[:, 0], return_index=True)
         parts = np.split(mine[:, 2:], starts[1:]) if mine.size else []
         return steps.astype(np.int64), [_histogram_rows(part[:, 0], part[:, 1]) for part in parts]
 
-    def _histogram_table(self, metric):
-        key = ("histograms", metric)
-        cached = self._cache.get(key)
-        if cached is not None:
-            return cached
-        with self._reading:
-            cached = self._cache.get(key)
-            return cached if cached is not None else self._read_histogram_table(key, metric)
-
-    def _read_histogram_table(self, key, metric):
+    def _read_histogram_table(self, metric):
         sources = self._histogram_sources.get(metric, [])
-        data = self._read(metadata.HISTOGRAM_PLUGIN_NAME, [s.tag for s in sources], self.problems)
+        problems = []
+        data = self._read(metadata.HISTOGRAM_PLUGIN_NAME, [s.tag for s in sources], problems)
+        self._note(problems)
         parts = []
         for source in sources:
             for datum in data.get(source.tag, []):
@@ -209,9 +212,7 @@ class RunData:
                 rows = source.rows[triples[:, 0]]
                 parts.append(np.stack([np.full(len(triples), datum.step), rows, triples[:, 1], triples[:, 2]], axis=1))
         table = np.concatenate(parts) if parts else np.zeros((0, 4), np.int64)
-        table = table[np.lexsort((table[:, 2], table[:, 0]))]  # by step, then bin
-        self._cache.put(key, table, table.nbytes)
-        return table
+        return table[np.lexsort((table[:, 2], table[:, 0]))]  # by step, then bin
 
 
 def _histogram_triples(value, n_rows):
@@ -318,10 +319,14 @@ def _read_tensors(provider, ctx, experiment_id, run, plugin_name, tags, problems
     return out
 
 
-def _contents(provider, ctx, experiment_id, plugin_name):
-    """{run: {tag: parsed content or FormatError}} of one plugin name's tags."""
-    listing = provider.list_tensors(ctx, experiment_id=experiment_id, plugin_name=plugin_name) or {}
-    return {run: parse_contents(tags) for run, tags in listing.items()}
+def list_series(provider, ctx, experiment_id=""):
+    """{run: {tag: TensorTimeSeries}} of every step-size tag (both plugin names)."""
+    runs = {}
+    for plugin_name in (metadata.PLUGIN_NAME, metadata.HISTOGRAM_PLUGIN_NAME):
+        listed = provider.list_tensors(ctx, experiment_id=experiment_id, plugin_name=plugin_name) or {}
+        for run, tags in listed.items():
+            runs.setdefault(run, {}).update(tags)
+    return runs
 
 
 def parse_contents(series):
@@ -339,10 +344,7 @@ def parse_contents(series):
 
 def list_contents(provider, ctx, experiment_id=""):
     """{run: {tag: content or FormatError}} of every step-size tag (both plugin names)."""
-    runs = _contents(provider, ctx, experiment_id, metadata.PLUGIN_NAME)
-    for run, tags in _contents(provider, ctx, experiment_id, metadata.HISTOGRAM_PLUGIN_NAME).items():
-        runs.setdefault(run, {}).update(tags)
-    return runs
+    return {run: parse_contents(tags) for run, tags in list_series(provider, ctx, experiment_id).items()}
 
 
 def _layer_sets(index_contents, problems):
