@@ -44,6 +44,20 @@ def _bincount(indices, size):
     )
 
 
+def _cumsum(x, block):
+    """Cumulative sum along the last axis (its length a multiple of `block`).
+
+    XLA on CPU computes `tf.cumsum` as a sliding window, O(n^2) per row; in
+    blocks it is O(n * block + (n / block)^2).
+    """
+    shape = tf.shape(x)
+    n = x.shape[-1]
+    blocks = tf.reshape(x, tf.concat([shape[:-1], [n // block, block]], 0))
+    inner = tf.cumsum(blocks, axis=-1)
+    before = tf.cumsum(inner[..., -1], axis=-1, exclusive=True)
+    return tf.reshape(inner + before[..., tf.newaxis], shape)
+
+
 def _bits(x):
     """Bit patterns of |x| as int32; order-preserving for non-negative floats."""
     return tf.bitwise.bitwise_and(tf.bitcast(tf.reshape(tf.cast(x, tf.float32), [-1]), tf.int32), 0x7FFFFFFF)
@@ -122,13 +136,18 @@ class QuantileTargets:
         finite = hist[:, : metadata.HIST_FINITE_BINS + 1]
         # Counts of exact zeros, then of each biased exponent (two half-octaves each).
         per_exponent = tf.reduce_sum(tf.reshape(finite[:, 1:], [segments, _EXPONENTS, 2]), 2)
-        cum = tf.cumsum(tf.concat([finite[:, :1], per_exponent], 1), axis=1)  # [G, 256]
+        cum = _cumsum(tf.concat([finite[:, :1], per_exponent], 1), 16)  # [G, 256]
         self.n = cum[:, -1]
         pos = _Q[tf.newaxis, :] * tf.cast(tf.maximum(self.n - 1, 0), tf.float64)[:, tf.newaxis]
         self.frac = tf.cast(pos - tf.floor(pos), tf.float32)
         ranks = tf.cast(tf.concat([tf.floor(pos), tf.math.ceil(pos)], 1), tf.int32)  # [G, 14]
-        # Position in `cum` of each rank: 0 = zero, e + 1 = exponent e.
-        where = tf.reduce_sum(tf.cast(cum[:, tf.newaxis, :] <= ranks[:, :, tf.newaxis], tf.int32), 2)
+        # Position in `cum` of each rank (0 = zero, e + 1 = exponent e): the
+        # number of entries <= rank, a prefix since `cum` grows.  Counted in
+        # two levels, blocks of 16 then within one, not against all 256.
+        below_rank = lambda c: tf.reduce_sum(tf.cast(c <= ranks[:, :, tf.newaxis], tf.int32), 2)  # noqa: E731
+        blocks = tf.reshape(cum, [segments, 16, 16])
+        block = tf.minimum(below_rank(blocks[:, tf.newaxis, :, -1]), 15)  # whole blocks below (all 16 if n = 0)
+        where = 16 * block + below_rank(tf.gather(blocks, block, batch_dims=1))
         self.is_zero = where == 0
         self.exponent = tf.maximum(where - 1, 0)
         below = tf.gather(cum, tf.maximum(where - 1, 0), batch_dims=1)
@@ -168,7 +187,7 @@ def finish(partials, targets, fine):
     min_v = tf.bitcast(partials.min_bits, tf.float32)
     max_v = tf.bitcast(partials.max_bits, tf.float32)
     rows = tf.gather(fine, targets.slot, batch_dims=1)  # [G, 14, 64]: each rank's exponent
-    cum = tf.cumsum(rows, axis=2)
+    cum = _cumsum(rows, 8)
     sub = tf.reduce_sum(tf.cast(cum <= targets.rank_in_exponent[:, :, tf.newaxis], tf.int32), 2)
     low = tf.bitwise.bitwise_or(tf.bitwise.left_shift(targets.exponent, 23), tf.bitwise.left_shift(sub, 23 - 6))
     lo = tf.bitcast(low, tf.float32)

@@ -14,17 +14,26 @@ Hooks (instance attributes, removed by `close()`):
   update that is logged: update t (`optimizer.iterations` after it, which
   Keras counts in real updates even with gradient accumulation) is logged
   when (t - 1) % every_n_steps == 0, so the first update is always logged.
-* `_apply_weight_decay`: defers decoupled weight decay of watched variables
-  to their own `update_step`, so that the "before" snapshot includes it and
-  only one variable's snapshot is alive at a time.  Decay of a variable
-  depends only on that variable, so deferring it changes no value.
-* `update_step`: runs Keras' own update inside a `tf.cond`; the logged branch
-  adds the snapshot and the reductions, the other branch is the plain update.
+  A logged update first snapshots all small variables with one concat.
+* `_backend_update_step`: after Keras updated every variable, reduces the
+  small ones together from that snapshot and the gradients it was given
+  (after Keras' clipping and accumulation), and publishes the slot.  So a
+  small variable adds no op of its own to the train step: the cost of a
+  model with thousands of variables does not grow per variable.
+* `update_step`: a large variable (a snapshot of all of them would double
+  their memory) is read before and after Keras' own update inside its own
+  `tf.cond` and reduced on its own, chunk by chunk.
+* `_apply_weight_decay`: defers decoupled weight decay of a variable that
+  is recorded on its own to its `update_step`, so that its "before" snapshot
+  includes it and only one such snapshot is alive at a time.  Decay of a
+  variable depends only on that variable, so deferring it changes no value.
 
 Under MirroredStrategy and MultiWorkerMirroredStrategy the replicas hold
 identical copies after the all-reduce, so only one copy is recorded: replica
 0 decides and publishes the logged update, and `update_step` records the copy
-on replica 0's device (the other copies run the plain update).  The ring
+on replica 0's device (the other copies run the plain update); there every
+variable is recorded in its own `update_step`, since the all-reduced
+gradients exist only there.  The ring
 buffer is a plain variable on that device, so nothing is counted twice and
 recording needs no collective.  Only the chief (the worker that writes
 summaries) records; the other workers train unhooked.
@@ -45,12 +54,13 @@ import numpy as np
 import tensorflow as tf
 
 from tensorflow.python.distribute.numpy_dataset import SingleDevice
+from tensorflow.python.ops.cond_v2 import indexed_case
 
 from tb_stepsize import metadata, optimizer_rules
 from tb_stepsize.reduction import Reducer
 from tb_stepsize.summary import StepWriter
 
-_HOOKS = ("_backend_apply_gradients", "_apply_weight_decay", "update_step")
+_HOOKS = ("_backend_apply_gradients", "_backend_update_step", "_apply_weight_decay", "update_step")
 _REPLICATING = (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)
 BUFFER_BYTES = 32 << 20  # default size of the device ring buffer
 MAX_CAPACITY = 64
@@ -108,15 +118,32 @@ def _plain_variables_on(device):
     return stack
 
 
+def _only_if(pred, fn):
+    """Run `fn` (stateful, no result) in the graph only where `pred` is true.
+
+    Unlike `tf.cond`, which TensorFlow lowers to a Switch op per captured
+    tensor (thousands of them when `fn` reads every variable, each run at
+    every step), this stays one function call op: the step it skips costs
+    one op, however much `fn` reads.
+    """
+
+    def run():
+        fn()
+        return tf.constant(0)
+
+    indexed_case(tf.cast(pred, tf.int32), [lambda: tf.constant(0), run], lower_using_switch_merge=False)
+
+
 class _Trace:
     """Per-trace state shared by the hooks of one `apply` call on one replica.
 
     `log` is None on a replica that only updates (not replica 0).
     """
 
-    def __init__(self, log=None, slot=None):
+    def __init__(self, log=None, slot=None, t=None):
         self.log = log
         self.slot = slot
+        self.t = t
         self.deferred_decay = {}
         self.chain = []
 
@@ -271,10 +298,11 @@ class StepSizeMonitor:
             device is None or type(inner)._apply_weight_decay is keras.optimizers.Optimizer._apply_weight_decay
         )
         with _plain_variables_on(device):
-            self._reducer = Reducer(watched, inner, self._rule, self._capacity)
+            self._reducer = Reducer(watched, inner, self._rule, self._capacity, bulk=device is None)
             # Off while paused or closed: a compiled train step that still
             # carries the hooks then records nothing.
             self._active = tf.Variable(True, trainable=False)
+        self._own_rows = set(self._reducer.own_rows)  # recorded in their own update_step
         self.metrics = self._reducer.metrics
 
         self._calls_host = int(inner._iterations.numpy())  # predicted calls, for pulls
@@ -293,6 +321,7 @@ class StepSizeMonitor:
         originals = {name: getattr(opt, name) for name in _HOOKS}
         self._originals = originals
         opt._backend_apply_gradients = self._hook_apply_gradients
+        opt._backend_update_step = self._hook_update_all
         opt._apply_weight_decay = self._hook_weight_decay
         opt.update_step = self._hook_update_step
         self._installed = _HOOKS
@@ -335,7 +364,6 @@ class StepSizeMonitor:
             self._local.trace = None
             if trace.log is not None:
                 self._recording = None
-        return trace.chain
 
     # ------------------------------------------------------ device-side hooks
     def _hook_apply_gradients(self, grads, trainable_variables):
@@ -351,19 +379,25 @@ class StepSizeMonitor:
         reducer = self._reducer
         slot = tf.cast(reducer.count % self._capacity, tf.int32)  # the host reads slots in count order
 
-        def begin():
-            reducer.begin(slot)
-            return tf.constant(0)
+        _only_if(log, lambda: reducer.begin(slot))
+        self._run_apply(_Trace(log, slot, t), grads, trainable_variables)
 
-        tf.cond(log, begin, lambda: tf.constant(0))
-        chain = self._run_apply(_Trace(log, slot), grads, trainable_variables)
+    def _hook_update_all(self, grads, trainable_variables, learning_rate):
+        self._originals["_backend_update_step"](grads, trainable_variables, learning_rate)
+        trace = self._trace()
+        if trace is None or trace.log is None:
+            return
+        small = {}  # gradients of the variables reduced in bulk, by row
+        for g, v in zip(grads, trainable_variables):
+            row = self._rows.get(self._optimizer._var_key(v))
+            if row is not None and row not in self._own_rows:
+                small[row] = tf.cast(tf.cast(tf.convert_to_tensor(g), v.dtype), tf.float32)
 
         def end():
-            with tf.control_dependencies(chain):
-                reducer.end(slot, t, self._optimizer.learning_rate)  # as Keras computed it for this update
-            return tf.constant(0)
+            with tf.control_dependencies(trace.chain):
+                self._reducer.end(trace.slot, trace.t, learning_rate, small)
 
-        tf.cond(log, end, lambda: tf.constant(0))
+        _only_if(trace.log, end)
 
     def _hook_weight_decay(self, variables):
         trace = self._trace()
@@ -373,7 +407,7 @@ class StepSizeMonitor:
         others = []
         for v in variables:
             key = opt._var_key(v)
-            if key in self._rows:
+            if self._rows.get(key) in self._own_rows:
                 trace.deferred_decay[key] = v
             else:
                 others.append(v)
@@ -395,7 +429,7 @@ class StepSizeMonitor:
         trace = self._trace()
         key = opt._var_key(variable)
         row = self._rows.get(key)
-        if trace is None or row is None:
+        if trace is None or row not in self._own_rows:
             return self._originals["update_step"](gradient, variable, learning_rate)
         decayed = trace.deferred_decay.get(key)
 

@@ -3,10 +3,13 @@
 `Reducer` owns the device-side ring buffer (the last `capacity` logged
 updates, read by the host) and decides how each variable is reduced:
 
-* small variables (biases, norms, small kernels) write their elementwise
-  metrics into a scratch vector at a fixed offset; at the end of the update
-  one segmented reduction handles all of them, so the number of ops per
-  logged step does not grow with the number of small variables;
+* small variables (biases, norms, small kernels) are concatenated into one
+  vector and reduced by one segmented reduction at the end of the update,
+  so the number of ops per logged step does not grow with their number.
+  With `bulk` (one device) their "before" values are snapshot together at
+  the start of the update and their gradients come in one list; otherwise
+  (one copy of a replicated variable) each leaves its "before" values and
+  gradient in a scratch vector at a fixed offset from its own update;
 * a large variable is reduced on its own, chunk by chunk, in two passes
   (see `device_stats`), so its temporaries are a few chunks, not copies of
   the variable.
@@ -32,6 +35,12 @@ ELEMENT_METRICS = ("step", "effective_lr", "intended_step")
 SCALAR_METRICS = ("update_ratio", "lost_fraction", "second_moment_rms")
 
 
+def _put(buffer, index, value):
+    """buffer[index] = value, as a scatter: a sliced `assign` costs a copy
+    of the whole buffer (tens of MiB for the ring buffer) at every call."""
+    buffer.scatter_nd_update(tf.reshape(tf.stack(index), [1, -1]), value[tf.newaxis])
+
+
 def _over_chunks(n, chunk, body, carry):
     """Fold `body(start, size, carry)` over [0, n) in chunks of static size."""
     full, tail = divmod(n, chunk)
@@ -54,10 +63,11 @@ class Reducer:
 
     `variables` are the watched Keras variables in row order; `rule` an
     `optimizer_rules.Rule` for `optimizer`, or None (then only `step` and
-    `update_ratio`).
+    `update_ratio`).  `own_rows` are the rows that `record()` must be called
+    for: the large variables, and with `bulk=False` all of them.
     """
 
-    def __init__(self, variables, optimizer, rule, capacity):
+    def __init__(self, variables, optimizer, rule, capacity, bulk=True):
         self.optimizer = optimizer
         self.rule = rule
         self.capacity = capacity
@@ -71,6 +81,8 @@ class Reducer:
         self.metrics = [m for m in metadata.METRICS if m in self.element_metrics + self.scalar_metrics]
         rows = len(variables)
         self.small_rows = [r for r, n in enumerate(self.sizes) if n <= small_max]
+        self.bulk = bulk
+        self.own_rows = [r for r in range(rows) if not bulk or r not in self.small_rows]
         self._small_index = {r: g for g, r in enumerate(self.small_rows)}
         offsets = np.cumsum([0] + [self.sizes[r] for r in self.small_rows])
         self._offsets = offsets
@@ -92,10 +104,10 @@ class Reducer:
         self.read = tf.function(lambda: (self.count.value(), self.steps.value(), self._values(self.stats), self._values(self.hists)))
         if self.small_rows:
             total = int(offsets[-1])
-            # What only the logged branch can see: w_old and the gradient used.
-            self._scratch_old = variable([total], tf.float32, 0.0)
-            self._scratch_grad = variable([total], tf.float32, 0.0) if rule is not None else None
-            self._updated = variable([len(self.small_rows)], tf.bool, False)
+            self._scratch_old = variable([total], tf.float32, 0.0)  # w_old, as begin() or record() saw it
+            if not bulk:  # what only each variable's own update sees
+                self._scratch_grad = variable([total], tf.float32, 0.0) if rule is not None else None
+                self._updated = variable([len(self.small_rows)], tf.bool, False)
             self._small_vars = [variables[r] for r in self.small_rows]
             decays = [
                 float(optimizer.weight_decay is not None and optimizer._use_weight_decay(variables[r]))
@@ -104,6 +116,12 @@ class Reducer:
             self._decay_mask = tf.constant(np.repeat(decays, [self.sizes[r] for r in self.small_rows]), tf.float32)
             # One fused kernel instead of a few hundred small ops per logged step.
             self._small_summary = tf.function(self._small_summary_fn, jit_compile=True)
+
+    @staticmethod
+    def _flat_concat(xs):
+        """One float32 vector of `xs` (no op for what is already a float32 vector)."""
+        flat = [tf.cast(x, tf.float32) for x in xs]
+        return tf.concat([x if x.shape.rank == 1 else tf.reshape(x, [-1]) for x in flat], 0)
 
     @staticmethod
     def _values(variables):
@@ -130,16 +148,17 @@ class Reducer:
         `before`/`after` are the variable's values around the update, `grad`
         the float32 gradient the optimizer used, `decay` the decoupled
         weight-decay factor wd * lr for this variable or None.  Small
-        variables only leave what `end()` cannot read later.
+        variables (only without `bulk`) leave what `end()` cannot read later.
         """
         flat = lambda x: tf.reshape(tf.cast(x, tf.float32), [-1])  # noqa: E731
         if row in self._small_index:
             g = self._small_index[row]
             start, end = int(self._offsets[g]), int(self._offsets[g + 1])
-            self._scratch_old[start:end].assign(flat(before))
+            where = tf.range(start, end)[:, tf.newaxis]
+            self._scratch_old.scatter_nd_update(where, flat(before))
             if self.rule is not None:
-                self._scratch_grad[start:end].assign(flat(grad))
-            self._updated[g].assign(True)
+                self._scratch_grad.scatter_nd_update(where, flat(grad))
+            _put(self._updated, [g], tf.constant(True))
             return
         scalars, slots = {}, {}
         if self.rule is not None:
@@ -180,10 +199,10 @@ class Reducer:
 
         fine = _over_chunks(n, self.chunk, second_pass, {m: tf.zeros([1, 2 * len(metadata.QUANTILES), 64], tf.int32) for m in partials})
         for m, p in partials.items():
-            self.stats[m][slot, row].assign(device_stats.finish(p, targets[m], fine[m])[0])
-            self.hists[m][slot, row].assign(p.hist[0])
+            _put(self.stats[m], [slot, row], device_stats.finish(p, targets[m], fine[m])[0])
+            _put(self.hists[m], [slot, row], p.hist[0])
         for m, value in self._scalars(totals, float(n)).items():
-            self.stats[m][slot, row].assign(tf.reshape(value, [1]))
+            _put(self.stats[m], [slot, row], tf.reshape(value, [1]))
 
     def _scalars(self, sums, n):
         """Per-layer scalar metrics from sums of `_elementwise` terms over `n` elements."""
@@ -199,48 +218,62 @@ class Reducer:
     def begin(self, slot):
         """Clear `slot` before the variables of a logged update record into it."""
         for buf in self.stats.values():
-            buf[slot].assign(tf.fill(buf.shape[1:], float("nan")))
+            _put(buf, [slot], tf.fill(buf.shape[1:], float("nan")))
         for buf in self.hists.values():
-            buf[slot].assign(tf.zeros(buf.shape[1:], tf.int32))
-        if self.small_rows:
+            _put(buf, [slot], tf.zeros(buf.shape[1:], tf.int32))
+        if self.small_rows and self.bulk:
+            self._scratch_old.assign(self._flat_concat([v.value for v in self._small_vars]))
+        elif self.small_rows:
             self._updated.assign(tf.zeros_like(self._updated))
 
-    def end(self, slot, t, learning_rate):
-        """Reduce the small variables together and publish the slot as step `t`."""
+    def end(self, slot, t, learning_rate, grads):
+        """Reduce the small variables together and publish the slot as step `t`.
+
+        `grads` maps the rows of the small variables this update changed to
+        their float32 gradients (with `bulk`; ignored otherwise).
+        """
         if self.small_rows:
-            self._reduce_small(slot, learning_rate)
-        self.steps[slot].assign(t)
+            self._reduce_small(slot, learning_rate, grads)
+        _put(self.steps, [slot], t)
         self.count.assign_add(1)
 
-    def _reduce_small(self, slot, learning_rate):
+    def _reduce_small(self, slot, learning_rate, grads):
         groups = len(self.small_rows)
-        flat_concat = lambda xs: tf.concat([tf.reshape(tf.cast(x, tf.float32), [-1]) for x in xs], 0)  # noqa: E731
-        old = self._scratch_old.read_value()
-        new = flat_concat([v.value for v in self._small_vars])  # all updated by now
+        new = self._flat_concat([v.value for v in self._small_vars])  # all updated by now
+        if self.bulk:
+            updated = tf.constant([r in grads for r in self.small_rows])
+        else:
+            updated = self._updated.read_value()
         scalars, slots, grad, decay = {}, {}, None, None
         if self.rule is not None:
             scalars = self.rule.scalars(self.optimizer, learning_rate)
             per_var = [self.rule.slots(self.optimizer, v.value) for v in self._small_vars]
-            slots = {k: flat_concat([s[k] for s in per_var]) for k in per_var[0]}
-            grad = self._scratch_grad.read_value()
+            slots = {k: self._flat_concat([s[k] for s in per_var]) for k in per_var[0]}
+            if self.bulk:
+                grad = self._flat_concat([grads.get(r, tf.zeros([self.sizes[r]])) for r in self.small_rows])
+            else:
+                grad = self._scratch_grad.read_value()
             if self.optimizer.weight_decay is not None:
                 decay = self._decay_mask * (tf.cast(self.optimizer.weight_decay, tf.float32) * tf.cast(learning_rate, tf.float32))
-        stats, hists, scalar = self._small_summary(old, new, grad, slots, scalars, decay)
-        updated = self._updated.read_value()
+        stats, hists, scalar = self._small_summary(self._scratch_old.read_value(), new, grad, slots, scalars, decay, updated)
         index = tf.stack([tf.fill([groups], slot), tf.constant(self.small_rows, tf.int32)], 1)
         for m in stats:
-            self.stats[m].scatter_nd_update(index, tf.where(updated[:, tf.newaxis], stats[m], float("nan")))
-            self.hists[m].scatter_nd_update(index, tf.where(updated[:, tf.newaxis], hists[m], 0))
+            self.stats[m].scatter_nd_update(index, stats[m])
+            self.hists[m].scatter_nd_update(index, hists[m])
         for m, value in scalar.items():
-            self.stats[m].scatter_nd_update(index, tf.where(updated, value, float("nan"))[:, tf.newaxis])
+            self.stats[m].scatter_nd_update(index, value[:, tf.newaxis])
 
-    def _small_summary_fn(self, old, new, grad, slots, scalars, decay):
-        """Per-row statistics of all small variables (pure: compiled with XLA)."""
+    def _small_summary_fn(self, old, new, grad, slots, scalars, decay, updated):
+        """Per-row statistics of all small variables (pure: compiled with XLA); rows
+        not `updated` get NaN and empty histograms."""
         groups = len(self.small_rows)
         seg = self._segment_ids
         values, terms = self._elementwise(old, new, grad, slots, scalars, decay)
         stats, hists = {}, {}
         for m, x in values.items():
-            stats[m], hists[m] = device_stats.elementwise_stats(x, seg, groups)
+            stat, hist = device_stats.elementwise_stats(x, seg, groups)
+            stats[m] = tf.where(updated[:, tf.newaxis], stat, float("nan"))
+            hists[m] = tf.where(updated[:, tf.newaxis], hist, 0)
         sums = {k: tf.math.unsorted_segment_sum(v, seg, groups) for k, v in terms.items()}
-        return stats, hists, self._scalars(sums, self._small_sizes)
+        scalar = {m: tf.where(updated, v, float("nan")) for m, v in self._scalars(sums, self._small_sizes).items()}
+        return stats, hists, scalar

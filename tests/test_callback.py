@@ -332,6 +332,50 @@ def test_variable_without_gradient_is_missing_not_nan(tmp_path):
     assert np.all(run.matrix("step", "p50")[used] > 0)
 
 
+def many_variables_step(n, log_dir=None):
+    """A custom-loop train step over `n` variables of 16 elements (monitored with `log_dir`)."""
+    variables = [keras.Variable(np.linspace(-1, 1, 16).astype("float32") * (i + 1), name=f"w{i}") for i in range(n)]
+    optimizer = keras.optimizers.Adam(1e-2)
+    optimizer.build(variables)
+    monitor = tb_stepsize.StepSizeMonitor(log_dir, optimizer) if log_dir else None
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            loss = tf.add_n([tf.reduce_sum(tf.square(v.value - 0.5)) for v in variables])
+        optimizer.apply(tape.gradient(loss, [v.value for v in variables]), variables)
+
+    return step, variables, monitor
+
+
+def test_small_variables_add_no_ops_per_variable(tmp_path):
+    """Small variables are recorded in bulk: the monitor adds the same number
+    of ops to a train step over 10 variables as over 40 (Keras itself adds
+    dozens per variable), so unlogged steps cost nothing per variable."""
+    added = {}
+    for n in (10, 40):
+        plain, _, _ = many_variables_step(n)
+        step, _, monitor = many_variables_step(n, str(tmp_path / str(n)))
+        graph_ops = lambda f: len(f.get_concrete_function().graph.get_operations())  # noqa: E731
+        added[n] = graph_ops(step) - graph_ops(plain), graph_ops(plain)
+        monitor.close()
+    assert added[10][0] == added[40][0] > 0
+    assert added[40][1] - added[10][1] > 30 * 20  # Keras' own ops do grow per variable
+
+    step, variables, monitor = many_variables_step(40, str(tmp_path / "values"))
+    weights = [np.stack([v.numpy() for v in variables])]
+    for _ in range(2):
+        step()
+        weights.append(np.stack([v.numpy() for v in variables]))
+    monitor.after_steps(2)
+    monitor.close()
+    run = tb_stepsize.load(str(tmp_path / "values"))
+    assert run.steps.tolist() == [1, 2] and len(run.layers) == 40
+    applied = np.abs(np.diff(np.stack(weights), axis=0))  # [step, variable, element]
+    for stat, reduce in (("max", np.max), ("min", np.min), ("mean", np.mean)):
+        np.testing.assert_allclose(run.matrix("step", stat), reduce(applied, axis=2).T, rtol=1e-6)
+
+
 def test_mixed_precision_demo_runs(tmp_path):
     demo = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "demo", "mixed_precision.py")
     proc = subprocess.run([sys.executable, demo, "--logdir", str(tmp_path), "--epochs", "1"], capture_output=True, text=True, timeout=300)
