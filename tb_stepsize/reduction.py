@@ -116,6 +116,10 @@ class Reducer:
             self._decay_mask = tf.constant(np.repeat(decays, [self.sizes[r] for r in self.small_rows]), tf.float32)
             # One fused kernel instead of a few hundred small ops per logged step.
             self._small_summary = tf.function(self._small_summary_fn, jit_compile=True)
+        # Each pass over a chunk of a large variable is one kernel too: its
+        # elementwise metrics fuse instead of each filling a chunk-sized array.
+        self._first_pass = tf.function(self._first_pass_fn, jit_compile=True)
+        self._second_pass = tf.function(self._second_pass_fn, jit_compile=True)
 
     @staticmethod
     def _flat_concat(xs):
@@ -169,40 +173,50 @@ class Reducer:
     def _record_large(self, row, slot, old, new, grad, slots, scalars, decay):
         n = self.sizes[row]
 
-        def piece(start, size):
-            cut = lambda x: tf.slice(x, [start], [size])  # noqa: E731
-            return self._elementwise(
-                cut(old), cut(new), cut(grad), {k: cut(v) for k, v in slots.items()}, scalars, decay
-            )
+        def cut(start, size):
+            """The `_elementwise` arguments for elements [start, start + size).
 
-        def first_pass(start, size, carry):
-            values, terms = piece(start, size)
-            partials, totals = carry
-            partials = {
-                m: device_stats.Partials(*partials[m]).merge(device_stats.Partials.of(values[m])).as_tuple()
-                for m in values
-            }
-            return partials, {k: totals[k] + tf.reduce_sum(terms[k]) for k in totals}
+            Cut outside the compiled passes, so that they see chunk-sized
+            arrays: compiled once per chunk size, not per variable size.
+            """
+            piece = lambda x: tf.slice(x, [start], [size])  # noqa: E731
+            return piece(old), piece(new), piece(grad), {k: piece(v) for k, v in slots.items()}, scalars, decay
 
         sum_names = ("delta_sq", "old_sq") + (() if self.rule is None else ("lost", "norm_sq"))
         carry = (
             {m: device_stats.Partials.empty(1).as_tuple() for m in self.element_metrics},
             {k: tf.zeros([]) for k in sum_names},
         )
-        partials, totals = _over_chunks(n, self.chunk, first_pass, carry)
+        partials, totals = _over_chunks(n, self.chunk, lambda start, size, c: self._first_pass(c, cut(start, size)), carry)
         partials = {m: device_stats.Partials(*p) for m, p in partials.items()}
         targets = {m: device_stats.QuantileTargets(p) for m, p in partials.items()}
-
-        def second_pass(start, size, fine):
-            values, _ = piece(start, size)
-            return {m: fine[m] + device_stats.fine_counts(values[m], targets[m]) for m in fine}
-
-        fine = _over_chunks(n, self.chunk, second_pass, {m: tf.zeros([1, 2 * len(metadata.QUANTILES), 64], tf.int32) for m in partials})
+        tables = {m: t.table for m, t in targets.items()}
+        fine = _over_chunks(
+            n,
+            self.chunk,
+            lambda start, size, f: self._second_pass(f, tables, cut(start, size)),
+            {m: tf.zeros([1, 2 * len(metadata.QUANTILES), 64], tf.int32) for m in partials},
+        )
         for m, p in partials.items():
             _put(self.stats[m], [slot, row], device_stats.finish(p, targets[m], fine[m])[0])
             _put(self.hists[m], [slot, row], p.hist[0])
         for m, value in self._scalars(totals, float(n)).items():
             _put(self.stats[m], [slot, row], tf.reshape(value, [1]))
+
+    def _first_pass_fn(self, carry, chunk):
+        """Add one chunk to the running `Partials` and sums (compiled with XLA)."""
+        values, terms = self._elementwise(*chunk)
+        partials, totals = carry
+        partials = {
+            m: device_stats.Partials(*partials[m]).merge(device_stats.Partials.of(values[m])).as_tuple()
+            for m in values
+        }
+        return partials, {k: totals[k] + device_stats.accurate_sum(terms[k]) for k in totals}
+
+    def _second_pass_fn(self, fine, tables, chunk):
+        """Add one chunk's quantile sub-bin counts (compiled with XLA)."""
+        values, _ = self._elementwise(*chunk)
+        return {m: fine[m] + device_stats.fine_counts(values[m], tables[m]) for m in fine}
 
     def _scalars(self, sums, n):
         """Per-layer scalar metrics from sums of `_elementwise` terms over `n` elements."""

@@ -59,3 +59,44 @@ def test_tags_and_metadata_contract():
     for meta in (index, stats, hist):
         assert meta.data_class == summary_pb2.DATA_CLASS_TENSOR  # else the Rust data server drops it
         assert metadata.parse_content(meta.plugin_data.content)["version"] == metadata.FORMAT_VERSION
+
+
+def test_writer_events_are_plain_summaries(tmp_path):
+    """Every event the writer appends parses into ordinary Summary values:
+    metadata on each tag's first event only, float32 `[L]` columns equal to
+    what was written (later columns are joined from serialized bytes)."""
+    import pytest
+
+    pytest.importorskip("tensorflow")
+    from tensorboard.backend.event_processing import event_file_loader
+    from tensorboard.util import tensor_util
+
+    from tb_stepsize.summary import StepWriter
+
+    layers = [{"path": f"m/l{i}", "shape": [3], "dtype": "float32"} for i in range(4)]
+    writer = StepWriter(str(tmp_path), layers, ["step", "update_ratio"], "Adam")
+    rng = np.random.default_rng(0)
+    written = []
+    for step in (1, 2, 3):
+        hist = np.zeros((4, metadata.HIST_BINS), np.int32)
+        hist[:, 300] = 3
+        stats = {
+            "step": writer.element_stats(rng.random((4, len(metadata.ELEMENT_STATS) - 2)).astype(np.float32), hist),
+            "update_ratio": rng.random((4, 1)).astype(np.float32),
+        }
+        writer.write(step, stats, {"step": hist}, wall_time=100.0 + step)
+        written.append(stats)
+    writer.close()
+    (path,) = [os.path.join(tmp_path, f) for f in os.listdir(tmp_path)]
+    events = [e for e in event_file_loader.EventFileLoader(path).Load() if e.HasField("summary")]
+    assert [e.step for e in events] == [1, 2, 3] and [e.wall_time for e in events] == [101.0, 102.0, 103.0]
+    digest = metadata.layer_digest([l["path"] for l in layers])
+    for i, (event, stats) in enumerate(zip(events, written)):
+        values = {v.tag: v for v in event.summary.value}
+        assert len(values) == 1 + len(metadata.ELEMENT_STATS) + 1 + 1  # index, step stats, hist, update_ratio
+        assert all(v.HasField("metadata") == (i == 0) for v in values.values())
+        for m, names in (("step", metadata.ELEMENT_STATS), ("update_ratio", ["value"])):
+            for s, name in enumerate(names):
+                column = tensor_util.make_ndarray(values[metadata.stats_tag(m, digest, name)].tensor)
+                assert column.dtype == np.float32 and column.shape == (4,)
+                np.testing.assert_array_equal(column, stats[m][:, s])
