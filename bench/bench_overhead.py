@@ -13,6 +13,7 @@ the same repeat.  Columns:
 
 * `every_n=1/10/100`: time per step with StepSizeCallback ÷ plain fit
   (`min/median` over the repeats);
+* `n=1 step,ratio`: every step, only `metrics=("step", "update_ratio")`;
 * `keras_hist`: keras.callbacks.TensorBoard(histogram_freq=1) with epochs of
   `--steps` steps (weight histograms at that frequency) ÷ plain fit;
 * `logged/floor`: extra time of one logged step ÷ one compiled pass that
@@ -117,7 +118,7 @@ def time_model(name, args):
 
     import tb_stepsize
 
-    configs = ["fit", "every_n=1", "every_n=10", "every_n=100", "keras_hist"]
+    configs = ["fit", "every_n=1", "every_n=10", "every_n=100", "n=1 step,ratio", "keras_hist"]
     if name == "mlp100m" and not args.quick:
         # Keras' histogram summary one-hot encodes every weight into 30 float64
         # buckets: [67M, 30] doubles = 16 GB for the widest layer (OOM here).
@@ -135,6 +136,8 @@ def time_model(name, args):
                 callbacks = []
                 if config.startswith("every_n"):
                     callbacks.append(tb_stepsize.StepSizeCallback(log_dir, every_n_steps=int(config.split("=")[1])))
+                elif config == "n=1 step,ratio":
+                    callbacks.append(tb_stepsize.StepSizeCallback(log_dir, metrics=("step", "update_ratio")))
                 elif config == "keras_hist":
                     callbacks.append(keras.callbacks.TensorBoard(log_dir, histogram_freq=1))
                 timer = timer_callback()
@@ -174,7 +177,7 @@ def time_model(name, args):
         "params": extra["params"],
         "layers": extra["layers"],
         "ms/step": 1e3 * min(per_step["fit"]),
-        **{c: ratio[c] for c in ("every_n=1", "every_n=10", "every_n=100", "keras_hist")},
+        **{c: ratio[c] for c in ("every_n=1", "every_n=10", "every_n=100", "n=1 step,ratio", "keras_hist")},
         "logged/floor": logged_extra / extra["floor"],
         "bytes/step/layer": extra["bytes"],
         "reads/100": extra["reads"],
@@ -215,6 +218,7 @@ COLUMNS = [  # name, width, format
     ("every_n=1", 11, "s"),
     ("every_n=10", 11, "s"),
     ("every_n=100", 11, "s"),
+    ("n=1 step,ratio", 14, "s"),
     ("keras_hist", 11, "s"),
     ("logged/floor", 12, ".1f"),
     ("bytes/step/layer", 16, ".0f"),

@@ -121,10 +121,10 @@ def _plain_variables_on(device):
 def _only_if(pred, fn):
     """Run `fn` (stateful, no result) in the graph only where `pred` is true.
 
-    Unlike `tf.cond`, which TensorFlow lowers to a Switch op per captured
-    tensor (thousands of them when `fn` reads every variable, each run at
-    every step), this stays one function call op: the step it skips costs
-    one op, however much `fn` reads.
+    `tf.cond` is lowered to a Switch op per tensor the branch captures
+    (thousands when `fn` reads every variable and slot), each run at every
+    step; this stays one function-call op whose skipped call only passes its
+    inputs on (~0.4 µs per captured tensor on CPU against ~1.2 µs).
     """
 
     def run():
@@ -158,6 +158,10 @@ class StepSizeMonitor:
         trainable variables (the optimizer must then be built).
       every_n_steps: log the first update and every N-th after it.
       include, exclude: regular expressions searched in `variable.path`.
+      metrics: the metrics to record (names from `metadata.METRICS`); default
+        all the optimizer allows.  `step` is always recorded; fewer
+        elementwise metrics make a logged step cheaper, e.g.
+        `("step", "update_ratio")` costs about a third of all six.
       histograms: also write half-octave histograms (bigger event files).
       max_pending: logged updates the device buffer holds between two
         pulls (default: as many as fit in about `BUFFER_BYTES`, at most 64).
@@ -184,6 +188,7 @@ class StepSizeMonitor:
         every_n_steps=1,
         include=None,
         exclude=None,
+        metrics=None,
         histograms=True,
         max_pending=None,
         steps_per_call=1,
@@ -194,6 +199,9 @@ class StepSizeMonitor:
             raise ValueError(f"on_error must be 'warn' or 'raise', not {on_error!r}")
         if int(every_n_steps) < 1:
             raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps!r}")
+        unknown = set(metrics or ()) - set(metadata.METRICS)
+        if unknown or isinstance(metrics, str):
+            raise ValueError(f"metrics must be a list of {sorted(metadata.METRICS)}, got {metrics!r}")
         self.every_n_steps = int(every_n_steps)
         self._on_error = on_error
         self._flush_secs = flush_secs
@@ -205,7 +213,7 @@ class StepSizeMonitor:
         self._installed = ()
         self._failed = False
         try:
-            self._attach(log_dir, optimizer, variables, include, exclude, histograms, max_pending, steps_per_call)
+            self._attach(log_dir, optimizer, variables, include, exclude, metrics, histograms, max_pending, steps_per_call)
         except MonitorError as e:
             self._fail(str(e))
         except Exception as e:  # never let the monitor break training
@@ -236,7 +244,7 @@ class StepSizeMonitor:
             except Exception as e:  # e.g. the disk filled up: what was flushed stays readable
                 self._fail(f"closing the event file failed: {type(e).__name__}: {e}")
 
-    def _attach(self, log_dir, optimizer, variables, include, exclude, histograms, max_pending, steps_per_call):
+    def _attach(self, log_dir, optimizer, variables, include, exclude, metrics, histograms, max_pending, steps_per_call):
         inner = getattr(optimizer, "inner_optimizer", optimizer)
         if not isinstance(inner, keras.optimizers.Optimizer) or not all(
             hasattr(inner, h) for h in _HOOKS
@@ -274,8 +282,8 @@ class StepSizeMonitor:
             previous().close()  # a monitor left behind by an interrupted fit
 
         self._optimizer = inner
-        self._rule = optimizer_rules.rule_for(inner)
-        if self._rule is None and isinstance(inner, keras.optimizers.Adam):
+        rule = optimizer_rules.rule_for(inner)
+        if rule is None and isinstance(inner, keras.optimizers.Adam):
             warnings.warn(
                 f"tb_stepsize: {type(inner).__name__} subclasses Adam but may change its "
                 "update; recording `step` and `update_ratio` only.",
@@ -298,7 +306,7 @@ class StepSizeMonitor:
             device is None or type(inner)._apply_weight_decay is keras.optimizers.Optimizer._apply_weight_decay
         )
         with _plain_variables_on(device):
-            self._reducer = Reducer(watched, inner, self._rule, self._capacity, bulk=device is None)
+            self._reducer = Reducer(watched, inner, rule, self._capacity, bulk=device is None, metrics=metrics)
             # Off while paused or closed: a compiled train step that still
             # carries the hooks then records nothing.
             self._active = tf.Variable(True, trainable=False)

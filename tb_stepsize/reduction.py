@@ -63,21 +63,24 @@ class Reducer:
 
     `variables` are the watched Keras variables in row order; `rule` an
     `optimizer_rules.Rule` for `optimizer`, or None (then only `step` and
-    `update_ratio`).  `own_rows` are the rows that `record()` must be called
-    for: the large variables, and with `bulk=False` all of them.
+    `update_ratio`); `metrics`, if given, the metrics wanted (`step` is
+    always recorded).  `own_rows` are the rows that `record()` must be
+    called for: the large variables, and with `bulk=False` all of them.
     """
 
-    def __init__(self, variables, optimizer, rule, capacity, bulk=True):
+    def __init__(self, variables, optimizer, rule, capacity, bulk=True, metrics=None):
+        available = ELEMENT_METRICS + SCALAR_METRICS if rule is not None else ("step", "update_ratio")
+        wanted = set(available if metrics is None else metrics) | {"step"}
+        self.element_metrics = tuple(m for m in ELEMENT_METRICS if m in wanted and m in available)
+        self.scalar_metrics = tuple(m for m in SCALAR_METRICS if m in wanted and m in available)
+        if not set(self.element_metrics + self.scalar_metrics) - {"step", "update_ratio"}:
+            rule = None  # nothing needs the optimizer's slots
         self.optimizer = optimizer
         self.rule = rule
         self.capacity = capacity
         self.chunk = CHUNK
         small_max = SMALL_MAX
         self.sizes = [max(1, int(np.prod(v.shape))) for v in variables]
-        if rule is None:
-            self.element_metrics, self.scalar_metrics = ("step",), ("update_ratio",)
-        else:
-            self.element_metrics, self.scalar_metrics = ELEMENT_METRICS, SCALAR_METRICS
         self.metrics = [m for m in metadata.METRICS if m in self.element_metrics + self.scalar_metrics]
         rows = len(variables)
         self.small_rows = [r for r, n in enumerate(self.sizes) if n <= small_max]
@@ -144,7 +147,8 @@ class Reducer:
             metrics["intended_step"] = tf.abs(update)
             terms["lost"] = tf.cast((update != 0) & (delta == 0), tf.float32)
             terms["norm_sq"] = tf.square(parts["normalized_grad"])
-        return metrics, terms
+        # What is not wanted is never reduced (and XLA drops its computation).
+        return {m: metrics[m] for m in self.element_metrics}, terms
 
     def record(self, row, slot, before, after, grad, variable, learning_rate, decay):
         """Reduce one variable's logged update (called inside its logged branch).
@@ -226,7 +230,7 @@ class Reducer:
         if self.rule is not None:
             out["lost_fraction"] = sums["lost"] / n
             out["second_moment_rms"] = tf.sqrt(sums["norm_sq"] / n)
-        return out
+        return {m: out[m] for m in self.scalar_metrics}
 
     # -------------------------------------------------- per logged update
     def begin(self, slot):

@@ -38,3 +38,9 @@ def test_distributed_bench_smoke():
     pytest.importorskip("tensorflow")
     out = run("bench_distributed.py", "--quick")
     assert "mirrored x2" in out and "one device" in out
+
+
+def test_many_variables_bench_smoke():
+    pytest.importorskip("tensorflow")
+    out = run("bench_many_variables.py", "--vars", "20", "--quick")
+    assert "every_n=100" in out and "\n       20 " in out

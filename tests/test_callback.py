@@ -376,6 +376,19 @@ def test_small_variables_add_no_ops_per_variable(tmp_path):
         np.testing.assert_allclose(run.matrix("step", stat), reduce(applied, axis=2).T, rtol=1e-6)
 
 
+def test_metrics_subset_records_only_those_with_the_same_values(tmp_path):
+    train(sequential, tmp_path / "all", epochs=1)
+    train(sequential, tmp_path / "some", epochs=1, cb_kwargs={"metrics": ["update_ratio", "effective_lr"]})
+    full, some = tb_stepsize.load(str(tmp_path / "all")), tb_stepsize.load(str(tmp_path / "some"))
+    assert set(full.stats) == {"step", "effective_lr", "intended_step", "update_ratio", "lost_fraction", "second_moment_rms"}
+    assert set(some.stats) == {"step", "effective_lr", "update_ratio"}  # step always
+    for metric, stats in some.stats.items():
+        for stat in stats:
+            np.testing.assert_array_equal(some.matrix(metric, stat), full.matrix(metric, stat))
+    with pytest.raises(ValueError, match="metrics"):
+        tb_stepsize.StepSizeMonitor(str(tmp_path / "bad"), keras.optimizers.Adam(), metrics=["stepp"])
+
+
 def test_mixed_precision_demo_runs(tmp_path):
     demo = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "demo", "mixed_precision.py")
     proc = subprocess.run([sys.executable, demo, "--logdir", str(tmp_path), "--epochs", "1"], capture_output=True, text=True, timeout=300)
