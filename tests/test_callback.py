@@ -168,10 +168,16 @@ def test_same_callback_in_repeated_fits_resumes_without_retracing(tmp_path):
 
 
 def test_gradient_accumulation_logs_real_updates_only(tmp_path):
-    train(sequential(), tmp_path, optimizer=keras.optimizers.Adam(1e-2, gradient_accumulation_steps=3), epochs=2)
+    recorder = WeightRecorder()
+    optimizer = keras.optimizers.AdamW(1e-2, weight_decay=0.1, gradient_accumulation_steps=3)
+    train(sequential(), tmp_path, optimizer=optimizer, epochs=2, callbacks=[recorder])
     run = tb_stepsize.load(str(tmp_path))
     assert list(run.steps) == [1, 2, 3, 4]  # 12 calls, an update every 3rd
-    assert np.all(run.matrix("step", "max") > 0)
+    for col, t in enumerate(run.steps):  # update t is call 3t; the calls between only accumulate
+        for row, (old, new) in enumerate(zip(recorder.weights[3 * t - 3], recorder.weights[3 * t])):
+            np.testing.assert_allclose(run.matrix("step", "max")[row, col], np.abs(old - new).max(), rtol=1e-6)
+    # Adam's own update (from the averaged gradients) plus decay is what was applied, to float32 rounding.
+    np.testing.assert_allclose(run.matrix("intended_step", "max"), run.matrix("step", "max"), rtol=1e-4)
 
 
 def test_loss_scale_skipped_steps_are_not_logged(tmp_path):
