@@ -161,7 +161,7 @@ class StepSizeMonitor:
       metrics: the metrics to record (names from `metadata.METRICS`); default
         all the optimizer allows.  `step` is always recorded; fewer
         elementwise metrics make a logged step cheaper, e.g.
-        `("step", "update_ratio")` costs about a third of all six.
+        `("step", "update_ratio")` costs about half of all six.
       histograms: also write half-octave histograms (bigger event files).
       max_pending: logged updates the device buffer holds between two
         pulls (default: as many as fit in about `BUFFER_BYTES`, at most 64).
