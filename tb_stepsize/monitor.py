@@ -134,6 +134,11 @@ def _only_if(pred, fn):
     indexed_case(tf.cast(pred, tf.int32), [lambda: tf.constant(0), run], lower_using_switch_merge=False)
 
 
+def _gradient_as_used(gradient, variable):
+    """The gradient in float32 as the optimizer applies it: cast to the variable's dtype first."""
+    return tf.cast(tf.cast(tf.convert_to_tensor(gradient), variable.dtype), tf.float32)
+
+
 class _Trace:
     """Per-trace state shared by the hooks of one `apply` call on one replica.
 
@@ -399,7 +404,7 @@ class StepSizeMonitor:
         for g, v in zip(grads, trainable_variables):
             row = self._rows.get(self._optimizer._var_key(v))
             if row is not None and row not in self._own_rows:
-                small[row] = tf.cast(tf.cast(tf.convert_to_tensor(g), v.dtype), tf.float32)
+                small[row] = _gradient_as_used(g, v)
 
         def end():
             with tf.control_dependencies(trace.chain):
@@ -458,7 +463,7 @@ class StepSizeMonitor:
             before = variable.read_value()
             update()
             after = variable.read_value()
-            grad = tf.cast(tf.cast(tf.convert_to_tensor(gradient), variable.dtype), tf.float32)
+            grad = _gradient_as_used(gradient, variable)
             decay = None
             if decayed is not None and opt._use_weight_decay(decayed):
                 decay = tf.cast(opt.weight_decay, tf.float32) * tf.cast(learning_rate, tf.float32)

@@ -35,6 +35,12 @@ ELEMENT_METRICS = ("step", "effective_lr", "intended_step")
 SCALAR_METRICS = ("update_ratio", "lost_fraction", "second_moment_rms")
 
 
+def _flat(x):
+    """`x` as a float32 vector (no op for what already is one)."""
+    x = tf.cast(x, tf.float32)
+    return x if x.shape.rank == 1 else tf.reshape(x, [-1])
+
+
 def _put(buffer, index, value):
     """buffer[index] = value, as a scatter: a sliced `assign` costs a copy
     of the whole buffer (tens of MiB for the ring buffer) at every call."""
@@ -126,9 +132,7 @@ class Reducer:
 
     @staticmethod
     def _flat_concat(xs):
-        """One float32 vector of `xs` (no op for what is already a float32 vector)."""
-        flat = [tf.cast(x, tf.float32) for x in xs]
-        return tf.concat([x if x.shape.rank == 1 else tf.reshape(x, [-1]) for x in flat], 0)
+        return tf.concat([_flat(x) for x in xs], 0)
 
     @staticmethod
     def _values(variables):
@@ -158,21 +162,20 @@ class Reducer:
         weight-decay factor wd * lr for this variable or None.  Small
         variables (only without `bulk`) leave what `end()` cannot read later.
         """
-        flat = lambda x: tf.reshape(tf.cast(x, tf.float32), [-1])  # noqa: E731
         if row in self._small_index:
             g = self._small_index[row]
             start, end = int(self._offsets[g]), int(self._offsets[g + 1])
             where = tf.range(start, end)[:, tf.newaxis]
-            self._scratch_old.scatter_nd_update(where, flat(before))
+            self._scratch_old.scatter_nd_update(where, _flat(before))
             if self.rule is not None:
-                self._scratch_grad.scatter_nd_update(where, flat(grad))
+                self._scratch_grad.scatter_nd_update(where, _flat(grad))
             _put(self._updated, [g], tf.constant(True))
             return
         scalars, slots = {}, {}
         if self.rule is not None:
             scalars = self.rule.scalars(self.optimizer, learning_rate)
-            slots = {k: flat(v) for k, v in self.rule.slots(self.optimizer, variable).items()}
-        self._record_large(row, slot, flat(before), flat(after), flat(grad), slots, scalars, decay)
+            slots = {k: _flat(v) for k, v in self.rule.slots(self.optimizer, variable).items()}
+        self._record_large(row, slot, _flat(before), _flat(after), _flat(grad), slots, scalars, decay)
 
     def _record_large(self, row, slot, old, new, grad, slots, scalars, decay):
         n = self.sizes[row]

@@ -108,7 +108,6 @@ class StepWriter:
             if metadata.METRICS[m][0]
         }
         self._described = set()  # tags whose metadata this file already carries
-        self._layers = len(layers)
         zeros = np.zeros(len(layers), np.float32)
         self._prefixes = {  # statistics tag -> its serialized value without metadata, up to the tensor's bytes
             tag: summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, tensor=tensor_proto(zeros))])
@@ -127,7 +126,7 @@ class StepWriter:
         host's time for a logged step.
         """
         tag, content = tag_and_content
-        if tag in self._described and tag in self._prefixes and array.shape == (self._layers,):
+        if tag in self._described and tag in self._prefixes:
             return self._prefixes[tag] + np.asarray(array, "<f4").tobytes()
         value = summary_pb2.Summary.Value(tag=tag, tensor=tensor_proto(array))
         if tag not in self._described:
