@@ -1,18 +1,20 @@
 """Packaging for tb_stepsize.
 
 The dashboard's ES modules live in `frontend/`; `build_py` copies the files
-named in `FRONTEND_FILES` into the package's `static/` folder, which is all
+listed in `tb_stepsize/assets.py` (read here without importing the package,
+which needs TensorBoard) into the package's `static/` folder, which is all
 the plugin ever serves.
 """
 
 import os
+import runpy
 import shutil
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-FRONTEND_FILES = ("index.js", "heatmap.js", "drilldown.js", "colormaps.js", "api.js", "style.css")
+FRONTEND_FILES = tuple(runpy.run_path(os.path.join(HERE, "tb_stepsize", "assets.py"))["STATIC_FILES"])
 
 
 class BuildWithFrontend(build_py):
@@ -22,8 +24,7 @@ class BuildWithFrontend(build_py):
         os.makedirs(target, exist_ok=True)
         for name in FRONTEND_FILES:
             source = os.path.join(HERE, "frontend", name)
-            if os.path.exists(source):
-                shutil.copyfile(source, os.path.join(target, name))
+            shutil.copyfile(source, os.path.join(target, name))
 
 
 setup(

@@ -107,7 +107,7 @@ from tensorboard.backend import http_util
 from tensorboard.data import provider as tb_provider
 from tensorboard.plugins import base_plugin
 
-from tb_stepsize import metadata, reader
+from tb_stepsize import assets, metadata, reader
 
 logger = logging.getLogger(__name__)
 
@@ -123,15 +123,8 @@ MAX_EXPERIMENTS = 16  # listings kept (one per experiment id; local TensorBoard 
 RUN_LOCKS = 64
 
 # URL path -> (file in the package's static/ dir, content type).  The only
-# files this plugin ever reads.
-STATIC_FILES = {
-    "/index.js": ("index.js", "text/javascript"),
-    "/heatmap.js": ("heatmap.js", "text/javascript"),
-    "/drilldown.js": ("drilldown.js", "text/javascript"),
-    "/colormaps.js": ("colormaps.js", "text/javascript"),
-    "/api.js": ("api.js", "text/javascript"),
-    "/style.css": ("style.css", "text/css"),
-}
+# files this plugin ever reads (the list is `assets.STATIC_FILES`).
+STATIC_FILES = {"/" + name: (name, kind) for name, kind in assets.STATIC_FILES.items()}
 _STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 
 

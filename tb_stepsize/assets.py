@@ -1,0 +1,17 @@
+"""The dashboard's static files: the one list of what the plugin may serve.
+
+`setup.py` reads this file (without importing the package) to copy these
+files from `frontend/` into the package's `static/` folder, and the plugin
+serves exactly these names from there -- no path is ever built from a
+request.  Add a frontend module here and nowhere else.
+"""
+
+# file name in frontend/ and in the package's static/ -> content type
+STATIC_FILES = {
+    "index.js": "text/javascript",
+    "heatmap.js": "text/javascript",
+    "drilldown.js": "text/javascript",
+    "colormaps.js": "text/javascript",
+    "api.js": "text/javascript",
+    "style.css": "text/css",
+}
