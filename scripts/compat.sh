@@ -58,9 +58,9 @@ PY
 )
   run_tests() {  # files... -> RESULT (pytest's closing line, short); a failure sets status=1
     local out
-    out=$("$venv/bin/pytest" -p no:cacheprovider -q "$@" 2>&1 | tee -a "$log" | tail -n 1)
+    out=$("$venv/bin/pytest" -p no:cacheprovider "$@" 2>&1 | tee -a "$log" | grep -E '^=* *[0-9]+ (passed|failed|error|skipped)' | tail -n 1)
     RESULT=$(echo "$out" | sed -E 's/ in [0-9.]+s.*//; s/=//g; s/^ +| +$//g')
-    if ! echo "$out" | grep -qE '^=* *[0-9]+ passed' || echo "$out" | grep -qE 'failed|error'; then status=1; fi
+    if ! echo "$out" | grep -qE '^=* *[0-9]+ passed' || echo "$out" | grep -qE 'failed|error'; then status=1; RESULT="FAILED: $RESULT"; fi
   }
   start=$SECONDS
   run_tests tests/test_exactness.py tests/test_callback.py; capture=$RESULT
