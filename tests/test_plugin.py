@@ -15,13 +15,11 @@ import time
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import plugin_helpers as h
 from plugin_helpers import check_grid, reference_pool
 import tb_stepsize
-from tb_stepsize import metadata
+from tb_stepsize import listing, metadata, pooling
 from tb_stepsize import plugin as plugin_mod
 from tb_stepsize.plugin_loader import StepSizeLoader
 
@@ -59,84 +57,6 @@ def app(logdir):
 @pytest.fixture(scope="module")
 def loaded(logdir):
     return tb_stepsize.load_runs(logdir)
-
-
-# ------------------------------------------------------------- pooling rule
-
-
-def test_pooling_rules():
-    assert plugin_mod.pooling_rule("min") == "min"
-    assert plugin_mod.pooling_rule("max") == "max"
-    assert plugin_mod.pooling_rule("nonfinite") == "max"
-    for stat in ("p01", "p50", "p99", "mean", "rms", "zero_fraction", "value"):
-        assert plugin_mod.pooling_rule(stat) == "mean"
-
-
-def test_group_size_and_columns():
-    assert plugin_mod.group_size(10, None) == 1
-    assert plugin_mod.group_size(10, 10) == 1
-    assert plugin_mod.group_size(10, 100) == 1
-    assert plugin_mod.group_size(10, 3) == 4  # columns of 4, 4, 2
-    assert plugin_mod.group_size(10_000, 2000) == 5
-    assert plugin_mod.group_size(10_001, 2000) == 6
-    firsts, ends = plugin_mod.column_bounds(np.arange(1, 11), 4)
-    assert firsts.tolist() == [1, 5, 9] and ends.tolist() == [4, 8, 10]
-    for n in range(1, 40):
-        for m in range(1, 45):
-            g = plugin_mod.group_size(n, m)
-            assert -(-n // g) <= m
-
-
-def test_pool_handcrafted_cases():
-    nan, inf = np.nan, np.inf
-    values = np.array(
-        [
-            [1.0, 3.0, 2.0, 8.0],  # plain
-            [1.0, nan, inf, -inf],  # nan wins over both infinities
-            [inf, 1.0, -inf, 2.0],  # inf wins over -inf; second group -inf
-            [nan, nan, 5.0, nan],  # group 1: both missing; group 2: 5 + a missing cell
-            [0.0, 0.0, 0.0, 0.0],
-        ]
-    )
-    present = np.ones_like(values, bool)
-    present[3] = [False, False, True, False]
-    for rule, row0 in (("mean", [2.0, 5.0]), ("min", [1.0, 2.0]), ("max", [3.0, 8.0])):
-        out, p = plugin_mod.pool(values, present, 2, rule)
-        assert out[0].tolist() == row0
-        assert np.isnan(out[1, 0]) and out[1, 1] == np.inf and p[1].all()
-        assert out[2, 0] == np.inf and out[2, 1] == -np.inf
-        assert not p[3, 0] and p[3, 1] and out[3, 1] == 5.0
-        assert out[4].tolist() == [0.0, 0.0]
-    # Group 1 of row 1 holds NaN and +Inf: NaN.  Groups of 3: last is shorter.
-    out, p = plugin_mod.pool(values, present, 3, "max")
-    assert np.isnan(out[1, 0]) and out[1, 1] == -np.inf
-    assert out[0].tolist() == [3.0, 8.0]
-    assert p[3].tolist() == [True, False]
-    # group 1 returns the input unchanged
-    same, same_p = plugin_mod.pool(values, present, 1, "mean")
-    assert same is values and same_p is present
-
-
-finite_or_not = st.one_of(
-    st.floats(min_value=-1e30, max_value=1e30, allow_nan=False, allow_infinity=False),
-    st.sampled_from([math.nan, math.inf, -math.inf]),
-)
-
-
-@settings(max_examples=150, deadline=None)
-@given(
-    cells=st.lists(st.lists(st.tuples(finite_or_not, st.booleans()), min_size=1, max_size=9), min_size=1, max_size=4),
-    group=st.integers(1, 10),
-    stat=st.sampled_from(["min", "max", "nonfinite", "p50", "mean", "value"]),
-)
-def test_pool_matches_reference(cells, group, stat):
-    width = min(len(r) for r in cells)
-    values = np.array([[c[0] for c in r[:width]] for r in cells], np.float64)
-    present = np.array([[c[1] for c in r[:width]] for r in cells], bool)
-    values[~present] = np.nan  # how the reader stores a missing cell
-    out, p = plugin_mod.pool(values, present, group, plugin_mod.pooling_rule(stat))
-    cells_json, nonfinite = plugin_mod.encode_grid(out, p)
-    check_grid(cells_json, nonfinite, reference_pool(values, present, group, stat))
 
 
 # ------------------------------------------------------------- tags
@@ -201,7 +121,7 @@ def test_heatmap_unpooled_equals_load(app, loaded, run):
             assert out["layers"] == data.layers
             assert out["steps"] == out["step_ends"] == data.steps.tolist()
             assert out["wall_times"] == data.wall_times.tolist()
-            assert out["pooling"] == plugin_mod.pooling_rule(stat)
+            assert out["pooling"] == metadata.pooling_rule(stat)
             matrix = data.matrix(metric, stat)
             flags = {(i, j): kind for i, j, kind in out["nonfinite"]}
             for i in range(len(data.layers)):
@@ -239,7 +159,7 @@ def test_heatmap_nonfinite_and_missing_cells(app, loaded):
 def test_heatmap_pooled_matches_rule(app, loaded, max_steps):
     client, _ = app
     data = loaded["run1"]
-    group = plugin_mod.group_size(len(data.steps), max_steps)
+    group = pooling.group_size(len(data.steps), max_steps)
     for metric in data.metrics:
         for stat in data.stats[metric]:
             out = get_json(
@@ -287,7 +207,7 @@ def test_layer_route(app, loaded, max_steps):
             out = get_json(client, f"{BASE}/layer?" + q(**params))
             assert out["run"] == "run1" and out["layer"] == layer and out["metric"] == metric
             assert out["stats"] == data.stats[metric]
-            group = plugin_mod.group_size(len(data.steps), max_steps)
+            group = pooling.group_size(len(data.steps), max_steps)
             assert out["steps"] == data.steps[::group].tolist()
             assert len(out["step_ends"]) == len(out["steps"])
             row = data.layers.index(layer)
@@ -460,7 +380,7 @@ def test_static_files(app, tmp_path, monkeypatch):
 
 
 def test_cache_and_invalidation(tmp_path, monkeypatch):
-    monkeypatch.setattr(plugin_mod, "LISTING_TTL_SECS", 0.0)
+    monkeypatch.setattr(listing, "LISTING_TTL_SECS", 0.0)
     run_dir = str(tmp_path / "live")
     h.write_synthetic_run(run_dir)
     client, plugin, multiplexer = h.make_app(str(tmp_path))
@@ -480,7 +400,7 @@ def test_cache_and_invalidation(tmp_path, monkeypatch):
         get_json(client, f"{BASE}/tags")
         get_json(client, f"{BASE}/heatmap?" + q(run="live", metric="step", stat="max"))
     assert reads == ["live"]  # served from the cache
-    assert len(plugin._responses) == 2
+    assert len(plugin._store.responses) == 2
 
     # New data arrives; until TensorBoard reloads, the cache stays valid.
     h.append_steps(run_dir, range(13, 20))
@@ -491,13 +411,13 @@ def test_cache_and_invalidation(tmp_path, monkeypatch):
     assert second["step_ends"][-1] == 19 and second != first
     assert get_json(client, f"{BASE}/tags")["live"]["num_steps"] == 19
     assert tb_stepsize.load(run_dir).steps.tolist() == list(range(1, 20))
-    assert len(plugin._responses) == 1  # the stale response was dropped
+    assert len(plugin._store.responses) == 1  # the stale response was dropped
 
 
 def test_listing_is_not_redone_per_request(tmp_path, monkeypatch):
     """The full tag listing (costly with the Python loader) is made once; later
     requests only ask for the index tags' signatures."""
-    monkeypatch.setattr(plugin_mod, "LISTING_TTL_SECS", 0.0)
+    monkeypatch.setattr(listing, "LISTING_TTL_SECS", 0.0)
     h.write_synthetic_run(str(tmp_path / "run1"))
     client, plugin, multiplexer = h.make_app(str(tmp_path))
     calls = []
@@ -526,14 +446,14 @@ def test_listing_is_not_redone_per_request(tmp_path, monkeypatch):
 def test_new_layer_set_found_by_periodic_discovery(tmp_path, monkeypatch):
     """Tags that appear while the old index tags stand still (a new layer set)
     are found by the periodic full listing, made in the background."""
-    monkeypatch.setattr(plugin_mod, "LISTING_TTL_SECS", 0.0)
+    monkeypatch.setattr(listing, "LISTING_TTL_SECS", 0.0)
     run_dir = str(tmp_path / "run")
     h.write_synthetic_run(run_dir, steps_a=range(1, 4), steps_b=())
     client, _, multiplexer = h.make_app(str(tmp_path))
     assert get_json(client, f"{BASE}/tags")["run"]["num_steps"] == 3
     h.append_steps(run_dir, range(4, 6), layers=h.LAYERS_B)  # new digest, old tags unchanged
     multiplexer.Reload()
-    monkeypatch.setattr(plugin_mod, "DISCOVERY_TTL_SECS", 0.0)
+    monkeypatch.setattr(listing, "DISCOVERY_TTL_SECS", 0.0)
     deadline = time.monotonic() + 20  # re-listed in the background
     while time.monotonic() < deadline:
         tags = get_json(client, f"{BASE}/tags")["run"]
@@ -541,18 +461,6 @@ def test_new_layer_set_found_by_periodic_discovery(tmp_path, monkeypatch):
             break
         time.sleep(0.05)
     assert tags["num_steps"] == 5 and tags["layers"][-1] == "late/kernel"
-
-
-def test_lru_budget():
-    lru = plugin_mod._LRU(100)
-    lru.put("a", 1, 60)
-    lru.put("b", 2, 30)
-    assert lru.get("a") == 1  # a is now the most recent
-    lru.put("c", 3, 30)  # evicts b (least recently used)
-    assert lru.get("b") is None and lru.get("a") == 1 and lru.get("c") == 3
-    assert lru.nbytes == 90
-    lru.put("huge", 4, 500)  # bigger than the budget: kept alone
-    assert lru.get("huge") == 4 and len(lru) == 1 and lru.nbytes == 500
 
 
 # ------------------------------------------------------------- bad data
@@ -611,6 +519,25 @@ def test_bad_data_is_reported_not_fatal(tmp_path):
         layer = tags[run]["layers"][0]
         get_json(client, f"{BASE}/layer?" + q(run=run, metric="step", layer=layer))
         get_json(client, f"{BASE}/histogram?" + q(run=run, metric="step", layer=layer, step=1))
+
+
+def test_problems_found_reading_a_column_reach_tags(tmp_path):
+    """A stats tensor of the wrong shape is only seen when its column is read
+    (by `heatmap`); `tags` must list it from then on, without new data."""
+    run_dir = tmp_path / "run"
+    h.write_synthetic_run(str(run_dir), steps_a=range(1, 4), steps_b=())
+    digest = metadata.layer_digest([l["path"] for l in h.LAYERS_A])
+    tag = metadata.stats_tag("step", digest, "p50")
+    before = set(os.listdir(run_dir))
+    h.write_raw_tag(str(run_dir), tag, metadata.stats_content(digest, "step", "p50"), np.zeros(5, np.float32), step=3)
+    (raw,) = set(os.listdir(run_dir)) - before
+    os.rename(run_dir / raw, run_dir / "events.out.tfevents.9999999999.zz")  # read last: no out-of-order purge
+    client, _, _ = h.make_app(str(tmp_path))
+    assert get_json(client, f"{BASE}/tags")["run"]["problems"] == []  # the column was not read yet
+    out = get_json(client, f"{BASE}/heatmap?" + q(run="run", metric="step", stat="p50"))
+    assert out["steps"] == [1, 2, 3]
+    problems = get_json(client, f"{BASE}/tags")["run"]["problems"]
+    assert len(problems) == 1 and tag in problems[0] and "step 3" in problems[0], problems
 
 
 # ------------------------------------------------------------- loader

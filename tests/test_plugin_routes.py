@@ -122,7 +122,7 @@ def test_cell_reads_no_histograms_and_pools_no_matrix(logdir, monkeypatch):
     client, plugin, _ = h.make_app(logdir)
     out = cell(client, layer="dense/bias", metric="step", first=2, last=7)
     assert len(out["values"]) == len(metadata.ELEMENT_STATS)
-    assert len(plugin._pooled_matrices) == 0  # only the row's range was pooled
+    assert len(plugin._store.pooled) == 0  # only the row's range was pooled
 
 
 # ------------------------------------------------------------------ info
