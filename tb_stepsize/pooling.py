@@ -9,18 +9,23 @@ shorter).  Within a group, per layer:
   else if any is -Inf it is -Inf (a non-finite value never disappears);
 * otherwise it is the `min` of the finite values for the statistic `min`,
   their `max` for `max` and `nonfinite`, and their arithmetic mean (in
-  float64) for every other statistic (`metadata.pooling_rule`);
+  float64) for every other statistic.  Which rule a statistic pools
+  by is a fact of the format: `metadata.pooling_rule(stat)` names it, and
+  the functions here take that name;
 * it is missing only if every cell of the group is missing.
 
 Without pooling (T <= N or no `max_steps`) the values are exactly those of
 `RunData.matrix(metric, stat)`.  The plugin serves these functions'
 results, and `RunData.pooled` calls them too, so a notebook pools exactly
-as the dashboard does.
+as the dashboard does::
+
+    run = tb_stepsize.load("logs/run")
+    grid = run.pooled("step", "p50", max_steps=500)
+    grid.values, grid.present  # [L, C]: what the heatmap shows
+    grid.firsts, grid.ends     # first and last logged step of each column
 """
 
 import numpy as np
-
-from tb_stepsize.metadata import pooling_rule  # noqa: F401 -- the rule's name belongs to the format
 
 POOL_BLOCK_CELLS = 1 << 22  # cells pooled at once: bounds the temporaries of a huge heatmap
 

@@ -139,6 +139,14 @@ def make_provider(logdir):
     return multiplexer, data_provider.MultiplexerDataProvider(multiplexer, logdir)
 
 
+def get_json(client, url, code=200):
+    """The JSON answer of `url` (asserting its status code and content type)."""
+    response = client.get(url)
+    assert response.status_code == code, (url, response.status_code, response.get_data()[:300])
+    assert response.headers["Content-Type"].startswith("application/json")
+    return json.loads(response.get_data(as_text=True))
+
+
 def make_app(logdir):
     """`(werkzeug test Client, plugin, multiplexer)` over `logdir`."""
     from tensorboard.backend import application

@@ -17,20 +17,13 @@ import numpy as np
 import pytest
 
 import plugin_helpers as h
-from plugin_helpers import check_grid, reference_pool
+from plugin_helpers import check_grid, get_json, reference_pool
 import tb_stepsize
 from tb_stepsize import listing, metadata, pooling
 from tb_stepsize import plugin as plugin_mod
 from tb_stepsize.plugin_loader import StepSizeLoader
 
 BASE = "/data/plugin/stepsize"
-
-
-def get_json(client, url, code=200):
-    response = client.get(url)
-    assert response.status_code == code, (url, response.status_code, response.get_data()[:300])
-    assert response.headers["Content-Type"].startswith("application/json")
-    return json.loads(response.get_data(as_text=True))
 
 
 def q(**params):

@@ -1,6 +1,5 @@
 """The hover route `cell` and the `info` route (in-process app, no TensorFlow)."""
 
-import json
 from urllib.parse import urlencode
 
 import numpy as np
@@ -8,36 +7,20 @@ import pytest
 
 import plugin_helpers as h
 import tb_stepsize
-from plugin_helpers import check_grid, reference_pool
+from plugin_helpers import check_grid, get_json, reference_pool
 from tb_stepsize import metadata
 from tb_stepsize import reader
 
 BASE = "/data/plugin/stepsize"
 
 
-def get_json(client, url, code=200):
-    response = client.get(url)
-    assert response.status_code == code, (url, response.status_code, response.get_data()[:300])
-    assert response.headers["Content-Type"].startswith("application/json")
-    return json.loads(response.get_data(as_text=True))
-
-
 @pytest.fixture(scope="module")
-def logdir(tmp_path_factory):
+def synthetic(tmp_path_factory):
+    """`(client, plugin, RunData)` of one synthetic run (`plugin_helpers.write_synthetic_run`)."""
     root = tmp_path_factory.mktemp("routes")
     h.write_synthetic_run(str(root / "run1"))
-    return str(root)
-
-
-@pytest.fixture(scope="module")
-def app(logdir):
-    client, plugin, _ = h.make_app(logdir)
-    return client, plugin
-
-
-@pytest.fixture(scope="module")
-def loaded(logdir):
-    return tb_stepsize.load_runs(logdir)
+    client, plugin, _ = h.make_app(str(root))
+    return client, plugin, tb_stepsize.load_runs(str(root))["run1"]
 
 
 def cell(client, **params):
@@ -48,11 +31,10 @@ def cell(client, **params):
 
 
 @pytest.mark.parametrize("max_steps", [None, 1, 3, 5, 7])
-def test_cell_equals_layer_column(app, loaded, max_steps):
+def test_cell_equals_layer_column(synthetic, max_steps):
     """A heatmap column's tooltip (`cell` over its first..last steps) shows
     what `layer` pools for that column."""
-    client, _ = app
-    data = loaded["run1"]
+    client, _, data = synthetic
     for layer in data.layers:
         for metric in data.metrics:
             params = dict(run="run1", layer=layer, metric=metric)
@@ -68,10 +50,9 @@ def test_cell_equals_layer_column(app, loaded, max_steps):
                 assert out["nonfinite"] == [[s, kind] for jj, s, kind in column["nonfinite"] if jj == j]
 
 
-def test_cell_matches_numpy_reference(app, loaded):
+def test_cell_matches_numpy_reference(synthetic):
     """Any step range, aligned or not, with bounds between or beyond logged steps."""
-    client, _ = app
-    data = loaded["run1"]
+    client, _, data = synthetic
     steps = data.steps
     rng = np.random.default_rng(3)
     ranges = [(1, 12), (0, 100), (-5, 1), (12, 12), (4, 6), (5, 5), (6, 9)]
@@ -98,9 +79,9 @@ def test_cell_matches_numpy_reference(app, loaded):
                 check_grid([out["values"]], [[0, s, kind] for s, kind in out["nonfinite"]], [expected])
 
 
-def test_cell_nonfinite_precedence(app):
+def test_cell_nonfinite_precedence(synthetic):
     """Row 1 of `step` holds +Inf at step 5 and -Inf at step 6; row 0 NaN at step 3."""
-    client, _ = app
+    client = synthetic[0]
     nonfinite = metadata.ELEMENT_STATS.index("nonfinite")
     both = cell(client, layer="dense/bias", metric="step", first=5, last=6)
     assert {s for s, kind in both["nonfinite"] if kind == "inf"} == set(range(len(both["stats"]))) - {nonfinite}
@@ -114,12 +95,13 @@ def test_cell_nonfinite_precedence(app):
     assert missing["values"] == [None] * len(missing["stats"]) and missing["nonfinite"] == []
 
 
-def test_cell_reads_no_histograms_and_pools_no_matrix(logdir, monkeypatch):
+def test_cell_reads_no_histograms_and_pools_no_matrix(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("cell read a histogram table")
 
     monkeypatch.setattr(reader.RunData, "_read_histogram_table", refuse)
-    client, plugin, _ = h.make_app(logdir)
+    h.write_synthetic_run(str(tmp_path / "run1"))
+    client, plugin, _ = h.make_app(str(tmp_path))
     out = cell(client, layer="dense/bias", metric="step", first=2, last=7)
     assert len(out["values"]) == len(metadata.ELEMENT_STATS)
     assert len(plugin._store.pooled) == 0  # only the row's range was pooled
@@ -128,8 +110,8 @@ def test_cell_reads_no_histograms_and_pools_no_matrix(logdir, monkeypatch):
 # ------------------------------------------------------------------ info
 
 
-def test_info_is_the_format_description(app):
-    client, _ = app
+def test_info_is_the_format_description(synthetic):
+    client = synthetic[0]
     out = get_json(client, f"{BASE}/info")
     assert out == metadata.describe()
     assert out["format_version"] == metadata.FORMAT_VERSION == 2
