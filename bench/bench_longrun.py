@@ -9,7 +9,7 @@
    prints the generation time and size.  An existing complete run in
    `--out` is reused.
 2. Prints the memory the plugin needs for this run and the bound its caches
-   imply (see `tb_stepsize/plugin.py`, "Caching and memory").
+   imply (see `tb_stepsize/runstore.py`, "Caching and memory").
 3. Starts `tensorboard` on 127.0.0.1 (`--load_fast` as given), polls `tags`
    until the whole run is loaded, then times `tags`, `heatmap?max_steps=2000`
    (cold and warm), `layer?max_steps=2000` (cold, warm, and another layer),

@@ -1,8 +1,13 @@
 """The summary format contract shared by the writer, the reader and the plugin.
 
 Everything that decides how step sizes look on disk lives here, so that the
-write side (`summary.py`) and the read side (`reader.py`, `plugin.py`) can
-never disagree.  This module imports no TensorFlow.
+write side (`summary.py`) and the read side (`listing.py`, `reader.py`, the
+plugin) can never disagree.  So do the facts a reader of the data needs and
+that are written nowhere else: what each metric means (`METRICS`: label,
+unit, help text, reference line -- the dashboard gets them from the
+plugin's `info` route, `describe()`), how statistics are named
+(`STAT_LABELS`) and how each one pools across steps (`pooling_rule`).  This
+module imports no TensorFlow.
 
 Layout of one run (format version 2)
 ------------------------------------
@@ -78,7 +83,8 @@ STAT_LABELS = {
     "zero_fraction": "zero fraction",
     "nonfinite": "non-finite count",
 }
-# Statistics in the units of the metric itself (not a fraction or a count).
+# Statistics in the units of the metric itself (not a fraction or a count): the
+# dashboard keeps the one chosen among them when the metric changes.
 QUANTILE_STATS = ("min",) + tuple(name for name, _ in QUANTILES) + ("max", "mean", "rms")
 
 
