@@ -235,7 +235,7 @@ def test_metric_switch_and_help(dash):
     col = dash.col_of(10)
     assert approx(dash.decoded(fast, col), 1e-2)
     assert approx(dash.decoded(0, col), 1e-3)
-    assert dash.js("window.__stepsize.app.legendArgs.reference.value") == 1e-3
+    assert dash.js("window.__stepsize.legend().reference.value") == 1e-3
     help_button = dash.frame.locator("button.ss-help-toggle[data-metric=update_ratio]")
     help_button.click()
     paragraph = dash.frame.locator("#ss-help-update_ratio")
