@@ -13,29 +13,33 @@ Static: `index.js`, `heatmap.js`, `drilldown.js`, `colormaps.js`, `api.js`,
 JSON (errors are `{"error": "..."}` with 400 for a missing or malformed
 parameter, 404 for an unknown run/metric/stat/layer):
 
+* `info` -> the format's user-facing facts, from `metadata.describe()` (no
+  run data): `{"format_version", "metrics": [{"name", "elementwise",
+  "label", "unit", "description", "help", "reference": {"value", "label"}
+  or null}, ...], "element_stats", "scalar_stats", "stat_labels",
+  "quantile_stats", "pooling": {stat: "min" | "max" | "mean"}}`.
 * `tags` -> `{run: {"layers", "layer_info", "metrics", "stats": {metric:
   [names]}, "max_step", "num_steps", "optimizer", "problems"}}`.
-* `heatmap?run&metric&stat[&max_steps][&layer_filter]` -> `{"run", "metric",
-  "stat", "layers", "steps", "step_ends", "wall_times", "values",
-  "nonfinite", "pooling", "range"}`.  `values[i][j]` is layer i, column j;
-  null for a missing or non-finite cell; `nonfinite` lists `[i, j, "nan" |
-  "inf" | "-inf"]`.  `steps`/`step_ends` are the first/last logged step
-  of each column, `wall_times` the first wall time (null if not finite); `pooling` names the rule
-  used for `stat` (below); `range` is `{"min_positive", "max"}` of the
-  finite cells (null if none).  `max_steps` must be an integer >= 1 (larger
-  than 100000 is capped); `layer_filter` is a regular expression searched
-  in the layer path (at most 256 characters).
+* `heatmap?run&metric&stat[&max_steps]` -> `{"run", "metric", "stat",
+  "layers", "steps", "step_ends", "wall_times", "values", "nonfinite",
+  "pooling"}`.  `values[i][j]` is layer i, column j; null for a missing or
+  non-finite cell; `nonfinite` lists `[i, j, "nan" | "inf" | "-inf"]`.
+  `steps`/`step_ends` are the first/last logged step of each column,
+  `wall_times` the first wall time (null if not finite); `pooling` names the
+  rule used for `stat` (below).  `max_steps` must be an integer >= 1 (larger
+  than 100000 is capped).
 * `layer?run&layer&metric[&max_steps]` -> `{"run", "layer", "metric",
-  "stats", "steps", "step_ends", "values", "nonfinite",
-  "histogram_steps"}`; `values[j]` holds every statistic of column j and
-  `nonfinite` lists `[j, stat_index, kind]`.
-* `heatmap.bin` (same parameters): the same grid for big heatmaps, as
-  `b"SSZ1"`, a little-endian uint32 header length H, H bytes of JSON (the
-  `heatmap` fields except `values`, plus `"shape": [L, C]`; padded with
-  spaces so the array starts 4-byte aligned), then `L * C` little-endian
-  float32 values, row-major, NaN for missing and non-finite cells (tell
-  them apart with `nonfinite`).  Pooled means are rounded to float32.
-  Errors are JSON as above.
+  "stats", "steps", "step_ends", "values", "nonfinite"}`; `values[j]` holds
+  every statistic of column j and `nonfinite` lists `[j, stat_index, kind]`.
+* `cell?run&layer&metric&first&last` -> `{"run", "layer", "metric",
+  "first", "last", "stats", "values", "nonfinite"}`: every statistic of one
+  layer pooled (same rules) over the logged steps `first..last` inclusive
+  -- what a tooltip shows for one heatmap column; `values[s]` is statistic
+  s, `nonfinite` lists `[stat_index, kind]`.  400 unless `first <= last`
+  are integers, 404 if no step in that range was logged.  Reads only the
+  statistics, never histograms.
+* `histogram_steps?run&layer&metric` -> `{"run", "layer", "metric",
+  "steps"}`: the steps that have a histogram of this layer (drill-down).
 * `histogram?run&layer&metric&step` -> `{"step", "bins"}`: the histogram
   logged at the step nearest `step` (the earlier one on a tie), bins as
   `[left, right, count]` rows, the first `[0, 0, zeros]`.
@@ -95,7 +99,6 @@ import json
 import logging
 import os
 import re
-import struct
 import threading
 import time
 
@@ -108,6 +111,7 @@ from tensorboard.data import provider as tb_provider
 from tensorboard.plugins import base_plugin
 
 from tb_stepsize import assets, metadata, reader
+from tb_stepsize.metadata import pooling_rule
 
 logger = logging.getLogger(__name__)
 
@@ -116,9 +120,7 @@ LISTING_TTL_SECS = 1.0  # how long a run's signature / the run list may be reuse
 DISCOVERY_TTL_SECS = 30.0  # the full tag listing is re-made at least this often
 MAX_PROBLEMS = 50
 MAX_PARAM_CHARS = 4096
-MAX_FILTER_CHARS = 256
 _JSON = "application/json"
-BIN_MAGIC = b"SSZ1"
 MAX_EXPERIMENTS = 16  # listings kept (one per experiment id; local TensorBoard uses "")
 RUN_LOCKS = 64
 
@@ -137,15 +139,6 @@ def _cache_budget():
 
 
 # ----------------------------------------------------------------- pooling
-
-
-def pooling_rule(stat):
-    """Name of the rule pooling `stat`: "min", "max" or "mean"."""
-    if stat == "min":
-        return "min"
-    if stat in ("max", "nonfinite"):
-        return "max"
-    return "mean"
 
 
 def group_size(num_steps, max_steps):
@@ -436,10 +429,12 @@ class StepSizePlugin(base_plugin.TBPlugin):
         apps = {route: self._static_app(route) for route in STATIC_FILES}
         apps.update(
             {
+                "/info": self._serve_info,
                 "/tags": self._serve_tags,
                 "/heatmap": self._serve_heatmap,
-                "/heatmap.bin": self._serve_heatmap_bin,
                 "/layer": self._serve_layer,
+                "/cell": self._serve_cell,
+                "/histogram_steps": self._serve_histogram_steps,
                 "/histogram": self._serve_histogram,
             }
         )
@@ -711,92 +706,44 @@ class StepSizePlugin(base_plugin.TBPlugin):
             result[run] = entry
         return result
 
-    def _heatmap(self, request, binary):
-        """Shared by `heatmap` (JSON) and `heatmap.bin`; returns gzipped bytes."""
+    @_json_route
+    def _serve_heatmap(self, request):
         ctx = plugin_util.context(request.environ)
         eid = plugin_util.experiment_id(request.environ)
         run = _param(request, "run")
         metric = _param(request, "metric")
         stat = _param(request, "stat")
         max_steps = _max_steps_param(request)
-        layer_filter = _param(request, "layer_filter", required=False)
-        pattern = None
-        if layer_filter is not None:
-            if len(layer_filter) > MAX_FILTER_CHARS:
-                raise _bad("layer_filter is too long")
-            try:
-                pattern = re.compile(layer_filter)
-            except re.error as e:
-                raise _bad(f"layer_filter is not a valid regular expression: {e}") from None
         signature, data = self._run(ctx, eid, run)
         self._check_metric(data, run, metric)
         if stat not in data.stats[metric]:
             raise _missing(f"metric {metric!r} has no statistic {stat!r} (has {data.stats[metric]})")
         group = group_size(data.steps.size, max_steps)
-        key = (eid, run, signature, "heatmap", binary, metric, stat, group, layer_filter)
+        key = (eid, run, signature, "heatmap", metric, stat, group)
         cached = self._responses.get(key)
         if cached is not None:
             return cached
 
-        rows = [i for i, path in enumerate(data.layers) if pattern is None or pattern.search(path)]
-        rule = pooling_rule(stat)
         values, present = self._pooled(eid, run, signature, data, metric, stat, group)
-        if len(rows) < len(data.layers):  # pooling is per row: filter after it
-            values, present = values[rows], present[rows]
         firsts, ends = column_bounds(data.steps, group)
-        finite_mask = present & np.isfinite(values)
-        finite = values[finite_mask]
-        positive = finite[finite > 0]
-        head = {
-            "run": run,
-            "metric": metric,
-            "stat": stat,
-            "layers": [data.layers[i] for i in rows],
-            "steps": firsts.tolist(),
-            "step_ends": ends.tolist(),
-            # null for a wall time that is not a finite number (a damaged event)
-            "wall_times": [w if np.isfinite(w) else None for w in data.wall_times[::group].tolist()],
-        }
-        tail = {
-            "pooling": rule,
-            "range": {
-                "min_positive": float(positive.min()) if positive.size else None,
-                "max": float(finite.max()) if finite.size else None,
-            },
-        }
-        if binary:
-            nonfinite = nonfinite_cells(values, present)
-            header = json.dumps(
-                {**head, "nonfinite": nonfinite, **tail, "shape": [len(rows), len(firsts)]},
-                allow_nan=False,
-                separators=(",", ":"),
-            ).encode("utf-8")
-            header += b" " * (-(len(BIN_MAGIC) + 4 + len(header)) % 4)
-            grid = np.where(finite_mask, values, np.nan).astype("<f4")
-            raw = BIN_MAGIC + struct.pack("<I", len(header)) + header + grid.tobytes()
-            body = gzip.compress(raw, compresslevel=3, mtime=0)
-        else:
-            cells, nonfinite = encode_grid(values, present)
-            body = _gzip_json({**head, "values": cells, "nonfinite": nonfinite, **tail})
+        cells, nonfinite = encode_grid(values, present)
+        body = _gzip_json(
+            {
+                "run": run,
+                "metric": metric,
+                "stat": stat,
+                "layers": list(data.layers),
+                "steps": firsts.tolist(),
+                "step_ends": ends.tolist(),
+                # null for a wall time that is not a finite number (a damaged event)
+                "wall_times": [w if np.isfinite(w) else None for w in data.wall_times[::group].tolist()],
+                "values": cells,
+                "nonfinite": nonfinite,
+                "pooling": pooling_rule(stat),
+            }
+        )
         self._responses.put(key, body, len(body) + 200)
         return body
-
-    @_json_route
-    def _serve_heatmap(self, request):
-        return self._heatmap(request, binary=False)
-
-    @wrappers.Request.application
-    def _serve_heatmap_bin(self, request):
-        try:
-            body = self._heatmap(request, binary=True)
-        except _HttpError as e:
-            return http_util.Respond(request, {"error": str(e)}, _JSON, code=e.code)
-        except Exception as e:  # noqa: BLE001
-            logger.exception("stepsize: %s failed", request.path)
-            return http_util.Respond(
-                request, {"error": f"internal error: {type(e).__name__}: {e}"}, _JSON, code=500
-            )
-        return http_util.Respond(request, body, "application/octet-stream", content_encoding="gzip")
 
     def _layer_request(self, request):
         """`(ctx, eid, run, layer, metric, signature, data)` of a per-layer route, checked."""
@@ -835,7 +782,6 @@ class StepSizePlugin(base_plugin.TBPlugin):
             present = np.zeros((0, 0), bool)
         cells, nonfinite = encode_grid(values, present)
         firsts, ends = column_bounds(data.steps, group)
-        hist_steps, _ = self._histograms_of(ctx, eid, run, signature, data, metric, layer)
         body = _gzip_json(
             {
                 "run": run,
@@ -846,7 +792,6 @@ class StepSizePlugin(base_plugin.TBPlugin):
                 "step_ends": ends.tolist(),
                 "values": cells,
                 "nonfinite": nonfinite,
-                "histogram_steps": hist_steps.tolist(),
             }
         )
         self._responses.put(key, body, len(body) + 200)
@@ -863,3 +808,44 @@ class StepSizePlugin(base_plugin.TBPlugin):
         if i == len(steps) or (i > 0 and step - steps[i - 1] <= steps[i] - step):
             i -= 1
         return {"step": int(steps[i]), "bins": arrays[i].tolist()}
+
+
+    @_json_route
+    def _serve_histogram_steps(self, request):
+        ctx, eid, run, layer, metric, signature, data = self._layer_request(request)
+        steps, _ = self._histograms_of(ctx, eid, run, signature, data, metric, layer)
+        return {"run": run, "layer": layer, "metric": metric, "steps": steps.tolist()}
+
+    @_json_route
+    def _serve_cell(self, request):
+        first = _int_param(request, "first")
+        last = _int_param(request, "last")
+        if last < first:
+            raise _bad("last must not be before first")
+        ctx, eid, run, layer, metric, signature, data = self._layer_request(request)
+        lo, hi = np.searchsorted(data.steps, [first, last + 1])
+        if lo >= hi:
+            raise _missing(f"run {run!r} has no logged step in [{first}, {last}]")
+        row = data.layers.index(layer)
+        names = data.stats[metric]
+        values = np.empty(len(names))
+        present = np.zeros(len(names), bool)
+        for s, name in enumerate(names):
+            v, p = data.column(metric, name)
+            pooled, pooled_present = pool(v[row : row + 1, lo:hi], p[row : row + 1, lo:hi], hi - lo, pooling_rule(name))
+            values[s], present[s] = pooled[0, 0], pooled_present[0, 0]
+        cells, nonfinite = encode_grid(values, present)
+        return {
+            "run": run,
+            "layer": layer,
+            "metric": metric,
+            "first": first,
+            "last": last,
+            "stats": list(names),
+            "values": cells,
+            "nonfinite": nonfinite,
+        }
+
+    @_json_route
+    def _serve_info(self, request):
+        return metadata.describe()

@@ -212,10 +212,7 @@ def test_heatmap_unpooled_equals_load(app, loaded, run):
                         assert (i, j) not in flags
                     else:
                         assert got is None
-            finite = matrix[np.isfinite(matrix)]
-            positive = finite[finite > 0]
-            assert out["range"]["max"] == finite.max()
-            assert out["range"]["min_positive"] == (positive.min() if positive.size else None)
+            assert "range" not in out  # the client computes it
 
 
 def test_heatmap_nonfinite_and_missing_cells(app, loaded):
@@ -267,21 +264,6 @@ def test_heatmap_pooling_keeps_nonfinite(app):
     flags = {i: kind for i, _, kind in out["nonfinite"]}
     assert flags == {0: "nan", 1: "inf", 2: "-inf"}  # row 1 has +Inf at 5 and -Inf at 6
     assert out["values"][3][0] is not None  # late/kernel: some steps present
-    assert out["range"] == {"min_positive": out["values"][3][0], "max": out["values"][3][0]}
-
-
-def test_heatmap_layer_filter(app, loaded):
-    client, _ = app
-    out = get_json(
-        client, f"{BASE}/heatmap?" + q(run="run1", metric="step", stat="mean", layer_filter="kernel$")
-    )
-    assert out["layers"] == ["dense/kernel", "odd <b>ü&\"x\"</b>..\\/kernel", "late/kernel"]
-    full = get_json(client, f"{BASE}/heatmap?" + q(run="run1", metric="step", stat="mean"))
-    assert out["values"] == [full["values"][i] for i in (0, 2, 3)]
-    none = get_json(
-        client, f"{BASE}/heatmap?" + q(run="run1", metric="step", stat="mean", layer_filter="^zzz")
-    )
-    assert none["layers"] == [] and none["values"] == [] and none["range"]["max"] is None
 
 
 def test_heatmap_huge_max_steps_is_capped(app, loaded):
@@ -322,10 +304,21 @@ def test_layer_route(app, loaded, max_steps):
                 for stat in out["stats"]
             ]
             check_grid(values, nonfinite, expected)
+            assert "histogram_steps" not in out  # a route of its own
+
+
+def test_histogram_steps_route(app, loaded):
+    client, _ = app
+    data = loaded["run1"]
+    for layer in data.layers:
+        for metric in data.metrics:
+            out = get_json(client, f"{BASE}/histogram_steps?" + q(run="run1", layer=layer, metric=metric))
             hist_steps, _ = data.histograms(metric, layer)
-            assert out["histogram_steps"] == hist_steps.tolist()
+            assert out == {"run": "run1", "layer": layer, "metric": metric, "steps": hist_steps.tolist()}
             if metric == "step":
-                assert len(out["histogram_steps"]) > 0
+                assert len(out["steps"]) > 0
+            else:
+                assert out["steps"] == []
 
 
 def test_histogram_route(app, loaded):
@@ -393,7 +386,6 @@ def test_histogram_404_without_histograms(app):
         ("heatmap?run=run1&metric=step&stat=p50&max_steps=", 400),
         ("heatmap?run=run1&metric=step&stat=p50&max_steps=1e3", 400),
         ("heatmap?run=run1&metric=step&stat=p50&max_steps=99999999999999999999999", 400),
-        ("heatmap?run=run1&metric=step&stat=p50&layer_filter=(", 400),
         ("heatmap?run=run1&run=run1&metric=step&stat=p50", 400),
         ("heatmap?run=run1&metric=step&stat=p50&max_steps=2&max_steps=3", 400),
         ("layer?run=run1&metric=step", 400),
@@ -407,6 +399,20 @@ def test_histogram_404_without_histograms(app):
         ("histogram?run=run1&layer=nope&metric=step&step=1", 404),
         ("histogram?run=run1&layer=dense/bias&metric=nope&step=1", 404),
         ("histogram?run=nope&layer=dense/bias&metric=step&step=1", 404),
+        ("histogram_steps?run=run1&layer=dense/bias", 400),
+        ("histogram_steps?run=run1&layer=nope&metric=step", 404),
+        ("histogram_steps?run=run1&layer=dense/bias&metric=nope", 404),
+        ("histogram_steps?run=nope&layer=dense/bias&metric=step", 404),
+        ("cell?run=run1&layer=dense/bias&metric=step&first=1", 400),
+        ("cell?run=run1&layer=dense/bias&metric=step&last=1", 400),
+        ("cell?run=run1&layer=dense/bias&metric=step&first=1.5&last=3", 400),
+        ("cell?run=run1&layer=dense/bias&metric=step&first=1&last=x", 400),
+        ("cell?run=run1&layer=dense/bias&metric=step&first=5&last=4", 400),
+        ("cell?run=run1&layer=dense/bias&metric=step&first=100&last=200", 404),
+        ("cell?run=run1&layer=dense/bias&metric=step&first=-5&last=0", 404),
+        ("cell?run=run1&layer=nope&metric=step&first=1&last=2", 404),
+        ("cell?run=run1&layer=dense/bias&metric=nope&first=1&last=2", 404),
+        ("cell?run=nope&layer=dense/bias&metric=step&first=1&last=2", 404),
     ],
 )
 def test_errors(app, url, code):
@@ -418,9 +424,6 @@ def test_errors(app, url, code):
 def test_too_long_parameter(app):
     client, _ = app
     get_json(client, f"{BASE}/heatmap?" + q(run="r" * 5000, metric="step", stat="p50"), code=400)
-    get_json(
-        client, f"{BASE}/heatmap?" + q(run="run1", metric="step", stat="p50", layer_filter="a" * 300), code=400
-    )
 
 
 # ------------------------------------------------------------- static files
@@ -668,58 +671,6 @@ def test_loader_imports_only_base_plugin():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
-
-
-# ------------------------------------------------------------- heatmap.bin
-
-
-def decode_bin(body):
-    import struct
-
-    assert body[:4] == plugin_mod.BIN_MAGIC
-    (length,) = struct.unpack("<I", body[4:8])
-    header = json.loads(body[8 : 8 + length])
-    start = 8 + length
-    assert start % 4 == 0
-    grid = np.frombuffer(body[start:], "<f4").reshape(header["shape"])
-    return header, grid
-
-
-@pytest.mark.parametrize("max_steps", [None, 5])
-def test_heatmap_bin_matches_json(app, loaded, max_steps):
-    client, _ = app
-    data = loaded["run1"]
-    for stat in ("p50", "max", "nonfinite"):
-        params = dict(run="run1", metric="step", stat=stat)
-        if max_steps:
-            params["max_steps"] = max_steps
-        response = client.get(f"{BASE}/heatmap.bin?" + q(**params))
-        assert response.status_code == 200
-        assert response.headers["Content-Type"] == "application/octet-stream"
-        header, grid = decode_bin(response.get_data())
-        out = get_json(client, f"{BASE}/heatmap?" + q(**params))
-        assert {k: v for k, v in header.items() if k != "shape"} == {
-            k: v for k, v in out.items() if k != "values"
-        }
-        assert list(grid.shape) == [len(out["layers"]), len(out["steps"])]
-        for i, row in enumerate(out["values"]):
-            for j, value in enumerate(row):
-                if value is None:
-                    assert np.isnan(grid[i, j])
-                else:
-                    assert grid[i, j] == np.float32(value)
-                    if max_steps is None:  # unpooled: the logged float32 exactly
-                        assert float(grid[i, j]) == data.matrix("step", stat)[i, j]
-
-
-def test_heatmap_bin_errors_are_json(app):
-    client, _ = app
-    for url, code in (
-        ("heatmap.bin?run=run1&metric=step", 400),
-        ("heatmap.bin?run=nope&metric=step&stat=p50", 404),
-        ("heatmap.bin?run=run1&metric=step&stat=p50&max_steps=x", 400),
-    ):
-        assert "error" in get_json(client, f"{BASE}/{url}", code=code)
 
 
 def test_not_updated_variable_is_missing_not_nan(tmp_path):
