@@ -44,7 +44,7 @@ export class App {
       }
     );
     root.replaceChildren(this.controls.root, main);
-    this.tooltip = new Tooltip(root, this.model, () => ({ ...this.state, maxSteps: this.requestedMaxSteps }));
+    this.tooltip = new Tooltip(root, this.model, () => this.state);
     this.drill = new DrillDown(main, {
       model: this.model,
       onStep: (step) => this.set({ step: String(step) }, { refetch: false, redraw: false }),
@@ -165,7 +165,6 @@ export class App {
       const { grids, timings } = await this.model.heatmaps(wanted, { ...st, maxSteps }, this.abort.signal);
       if (gen !== this.generation) return;
       this.grids = grids;
-      this.requestedMaxSteps = maxSteps;
       this.timings = timings;
       this.card.showStatus("");
       this.draw();

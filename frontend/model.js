@@ -1,11 +1,13 @@
 // The dashboard's data: the one place that asks the plugin's routes and
 // decodes their answers (through grid.js), with the tooltip's cache of
 // per-cell statistics.  Views get decoded objects, never raw JSON grids.
+// What the metrics and statistics are (labels, help texts, order) comes
+// from the server's `info` route, as a Catalog.
 //
 // Every URL is relative: the iframe's <base> is `<prefix>/data/plugin/stepsize/`,
 // so "tags" resolves under it whatever `--path_prefix` TensorBoard runs with.
 
-import { Catalog, LOCAL_INFO } from "./catalog.js";
+import { Catalog } from "./catalog.js";
 import { Grid, StatTable } from "./grid.js";
 
 export class ApiError extends Error {
@@ -45,16 +47,23 @@ async function getJson(route, params, signal) {
 
 const CELL_CACHE_SIZE = 400;
 
+function cellKey({ run, layer, metric, first, last }) {
+  return [run, layer, metric, first, last].join("\u0000");
+}
+
 export class Model {
   constructor() {
     this.tags = {};
-    this.catalog = new Catalog(LOCAL_INFO);
+    this.catalog = null; // until the first reload
     this.cells = new Map();
   }
 
-  // The run listing (`tags`); the cell cache is kept (its keys name the run).
+  // The run listing (`tags`), and the first time the server's `info`; the
+  // cell cache is kept (its keys name the run).
   async reload() {
-    this.tags = await getJson("tags");
+    const [tags, info] = await Promise.all([getJson("tags"), this.catalog ? null : getJson("info")]);
+    if (info) this.catalog = new Catalog(info);
+    this.tags = tags;
   }
 
   runs() {
@@ -77,14 +86,18 @@ export class Model {
   }
 
   // One layer's statistics over the logged steps (pooled to `maxSteps`
-  // columns) for the drill-down: `{steps, stepEnds, table, histogramSteps}`.
+  // columns) and the steps that have a histogram, for the drill-down:
+  // `{steps, stepEnds, table, histogramSteps}`.
   async series({ run, layer, metric, maxSteps }, signal) {
-    const d = await getJson("layer", { run, layer, metric, max_steps: maxSteps }, signal);
+    const [d, h] = await Promise.all([
+      getJson("layer", { run, layer, metric, max_steps: maxSteps }, signal),
+      getJson("histogram_steps", { run, layer, metric }, signal),
+    ]);
     return {
       steps: d.steps,
       stepEnds: d.step_ends || d.steps,
       table: new StatTable(d.stats, d.values, d.nonfinite),
-      histogramSteps: d.histogram_steps || [],
+      histogramSteps: h.steps,
     };
   }
 
@@ -93,26 +106,30 @@ export class Model {
     return getJson("histogram", { run, layer, metric, step }, signal);
   }
 
-  // All statistics of `layer` in the heatmap column of steps first..last
-  // (grouped as for `maxSteps` columns), for the tooltip: `{table, row}`
-  // once known (table null when the server has no such column),
-  // `{loading: true}` while it loads -- `onLoad` runs when it arrives --
-  // or `{error}`.
-  cellStats({ run, layer, metric, first, maxSteps }, onLoad) {
-    const key = `${run}\u0000${metric}\u0000${maxSteps}\u0000${layer}`;
+  // What is known of the cell `{run, layer, metric, first, last}` -- all
+  // statistics of a layer pooled over the logged steps first..last (a
+  // heatmap column), for the tooltip: `{table, row}` (a one-row StatTable),
+  // `{loading: true}`, `{error}`, or null when it was never asked for.
+  cachedCell(query) {
+    const entry = this.cells.get(cellKey(query));
+    if (!entry) return null;
+    if (entry.error) return { error: entry.error };
+    if (!entry.table) return { loading: true };
+    return { table: entry.table, row: 0 };
+  }
+
+  // Ask the server for the cell (once); resolves when it has answered.
+  loadCell(query) {
+    const key = cellKey(query);
     let entry = this.cells.get(key);
     if (!entry) {
-      entry = { series: null, error: null };
+      entry = { table: null, error: null };
       this.cells.set(key, entry);
       if (this.cells.size > CELL_CACHE_SIZE) this.cells.delete(this.cells.keys().next().value);
-      this.series({ run, layer, metric, maxSteps })
-        .then((s) => (entry.series = s))
-        .catch((e) => (entry.error = e.message))
-        .then(() => onLoad());
+      entry.promise = getJson("cell", query)
+        .then((d) => (entry.table = StatTable.ofRow(d.stats, d.values, d.nonfinite)))
+        .catch((e) => (entry.error = e.message));
     }
-    if (entry.error) return { error: entry.error };
-    if (!entry.series) return { loading: true };
-    const row = entry.series.steps.indexOf(first);
-    return row < 0 ? { table: null } : { table: entry.series.table, row };
+    return entry.promise;
   }
 }

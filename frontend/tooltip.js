@@ -1,12 +1,16 @@
 // The tooltip over a heatmap cell: the layer, its shape, the column's steps,
 // the exact value, and the layer's other statistics in that column, which
-// the model fetches on first hover (a placeholder shows until then).
+// the model fetches once the pointer has rested on the cell for
+// REQUEST_DELAY_MS (a sweep across the heatmap asks for nothing; a
+// placeholder shows until the answer is in).
 
 import { h } from "./dom.js";
 import { describeKind, formatDuration, formatExact, formatValue } from "./format.js";
 
+const REQUEST_DELAY_MS = 80;
+
 export class Tooltip {
-  // `selection()`: {run, metric, stat, maxSteps} of the heatmap shown.
+  // `selection()`: {run, metric, stat} of the heatmap shown.
   constructor(container, model, selection) {
     this.model = model;
     this.selection = selection;
@@ -15,6 +19,7 @@ export class Tooltip {
     this.info = null; // {panel, row, col, layer} while shown
     this.args = null;
     this.frame = 0;
+    this.timer = 0;
   }
 
   // From a mousemove: at most one update per animation frame.
@@ -29,6 +34,7 @@ export class Tooltip {
 
   // Fill and place the tooltip for `cell` of `panel` (synchronous).
   update(panel, cell, clientX, clientY) {
+    clearTimeout(this.timer);
     const grid = panel.grid;
     if (!grid || !cell) return this.hide();
     const sel = this.selection();
@@ -57,8 +63,20 @@ export class Tooltip {
   }
 
   hide() {
+    clearTimeout(this.timer);
     this.root.hidden = true;
     this.info = null;
+  }
+
+  // Fetch the cell's statistics unless the pointer moves on first; show
+  // them if it is still over that layer when they arrive.
+  _requestSoon(query) {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.model.loadCell(query).then(() => {
+        if (this.info && this.info.layer === query.layer && this.args) this.update(...this.args);
+      });
+    }, REQUEST_DELAY_MS);
   }
 
   _cellLines(grid, cell, layer, sel) {
@@ -91,14 +109,13 @@ export class Tooltip {
 
   // The layer's other statistics in the column, or a placeholder.
   _otherStats(run, layer, first, last, sel) {
-    const query = { run, layer, metric: sel.metric, first, last, maxSteps: sel.maxSteps };
-    const cell = this.model.cellStats(query, () => {
-      if (this.info && this.info.layer === layer && this.args) this.update(...this.args);
-    });
+    const query = { run, layer, metric: sel.metric, first, last };
+    const cell = this.model.cachedCell(query);
+    if (!cell) this._requestSoon(query);
+    if (!cell || cell.loading) return h("div", { class: "ss-tip-meta", text: "other statistics: loading\u2026" });
     if (cell.error) return h("div", { class: "ss-tip-meta", text: "other statistics unavailable" });
-    if (cell.loading) return h("div", { class: "ss-tip-meta", text: "other statistics: loading\u2026" });
     const { table, row } = cell;
-    if (!table || table.stats.length <= 1) return null;
+    if (table.stats.length <= 1) return null;
     const box = h("div", { class: "ss-tip-stats" });
     for (const name of this.model.catalog.ordered(table.stats)) {
       const v = table.get(row, name);
