@@ -13,7 +13,7 @@ const KIND_NAMES = ["finite", "nan", "inf", "-inf", "missing"];
 // `rows` x `cols` cells of the nested lists `nested` and the `[row, col, kind]`
 // entries of `nonfinite`, row-major.  Short or absent rows are missing cells;
 // entries outside the table are ignored.
-export function decodeTable(nested, nonfinite, rows, cols) {
+function decodeTable(nested, nonfinite, rows, cols) {
   const values = new Float64Array(rows * cols);
   const kinds = new Uint8Array(rows * cols);
   for (let i = 0; i < rows; i++) {

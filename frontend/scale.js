@@ -4,6 +4,7 @@
 
 import { CODE, LUT_SIZE } from "./colormaps.js";
 import { formatValue } from "./format.js";
+import { KIND } from "./grid.js";
 
 // A log10 scale from [lo, hi] (both > 0) onto [0, 1]; an invalid domain
 // falls back to [1e-8, 1], an empty one is widened by sqrt(2) each way.
@@ -79,7 +80,7 @@ export function colourScale(grids, { range = "auto", lo: fixedLo = "", hi: fixed
     let m = 0;
     const { values, kinds } = grids[0];
     for (let k = 0; k < values.length; k++) {
-      if (kinds[k] === 0 && values[k] > 0) m = Math.max(m, Math.abs(Math.log10(values[k])));
+      if (kinds[k] === KIND.finite && values[k] > 0) m = Math.max(m, Math.abs(Math.log10(values[k])));
     }
     m = Math.max(m, 0.1);
     return { scale: new LogScale(10 ** -m, 10 ** m), note: "Ratios use a symmetric range around 1." };
@@ -117,10 +118,12 @@ export function computeCodes(grid, scale) {
   const l0 = scale.l0;
   const inv = LUT_SIZE / (scale.l1 - scale.l0);
   const LOG10E = Math.LOG10E;
-  const kindCode = [0, CODE.nan, CODE.inf, CODE["-inf"], CODE.missing];
+  const kindCode = new Uint16Array(KIND.missing + 1);
+  for (const name of ["nan", "inf", "-inf", "missing"]) kindCode[KIND[name]] = CODE[name];
+  const finite = KIND.finite;
   for (let k = 0; k < values.length; k++) {
     const kind = kinds[k];
-    if (kind !== 0) {
+    if (kind !== finite) {
       codes[k] = kindCode[kind];
       continue;
     }
