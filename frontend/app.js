@@ -1,11 +1,12 @@
 // The dashboard's controller: holds the selection (state.js), asks the
-// model for data and hands it to the views (sidebar, heatmap card,
-// tooltip, drill-down).  No drawing and no HTTP of its own.
+// model for data and hands it to the views (sidebar, findings panel,
+// heatmap card, tooltip, drill-down).  No drawing and no HTTP of its own.
 
 import { Controls } from "./controls.js";
 import { HeatmapCard } from "./card.js";
 import { DrillDown } from "./drilldown.js";
 import { saveCsv, savePng } from "./export.js";
+import { FindingsPanel } from "./findingspanel.js";
 import { formatValue } from "./format.js";
 import { Grid } from "./grid.js";
 import { HostChannel, followTheme, hostLink, readHostHash, writeHostHash } from "./host.js";
@@ -43,6 +44,7 @@ export class App {
         csv: () => saveCsv(this.shown, this.state),
       }
     );
+    this.findings = new FindingsPanel(this, main, this.card.root);
     root.replaceChildren(this.controls.root, main);
     this.tooltip = new Tooltip(root, this.model, () => this.state);
     this.drill = new DrillDown(main, {
@@ -147,6 +149,7 @@ export class App {
     this.abort = new AbortController();
     const tags = this.model.tags;
     const entry = tags[st.run];
+    this.findings.show(entry && entry.metrics.length ? st.run : null);
     if (!entry || !entry.metrics.length) {
       this.grids = [];
       this.card.showEmpty(
@@ -225,6 +228,7 @@ export class App {
       entry: this.model.tags[st.run] || {},
       first: this.grids[0],
       side: st.compare === "side" && !!st.run2,
+      marks: this.findings.marks(st.run),
     });
     this.card.markSelection(st.layer, st.step);
     this.drawCount++;

@@ -27,6 +27,9 @@ export function theme(el) {
     missing: v("--ss-missing", "#e9e9e9"),
     accent: v("--ss-accent", "#f57c00"),
     select: v("--ss-select", "#1976d2"),
+    error: v("--ss-error", "#c62828"),
+    warning: v("--ss-warning", "#b26a00"),
+    info: v("--ss-info", "#1565c0"),
     font: v("--ss-font", "Roboto, sans-serif"),
   };
 }

@@ -123,7 +123,8 @@ export class HeatmapCard {
 
   // Draw `grids` (one panel each).  `view`: {scale, cmap, xMode, ratio, run,
   // run2, metric (catalog entry), stat, statLabel, entry (the run's tags),
-  // first (its unfiltered grid), side}.  Returns each panel's cell-drawing ms.
+  // first (its unfiltered grid), side, marks (the findings of `run`, drawn
+  // on its panel)}.  Returns each panel's cell-drawing ms.
   draw(grids, view) {
     const { scale, cmap } = view;
     this.empty.hidden = true;
@@ -141,7 +142,7 @@ export class HeatmapCard {
       const p = this.panels[i];
       p.index = i;
       p.layout(panelW, avail, g.rows, labelW);
-      const ms = p.draw(g, scale, cmap, view.xMode);
+      const ms = p.draw(g, scale, cmap, view.xMode, g.info.run === view.run ? view.marks : null);
       p.setTitle(grids.length > 1 ? `run ${g.info.run}` : "");
       p.title.hidden = grids.length === 1;
       return ms;
@@ -168,6 +169,16 @@ export class HeatmapCard {
       }
       p.select(row, col);
     }
+  }
+
+  // Draw the run's panel again with the findings' `marks` (same data and layout).
+  redrawMarks(run, marks) {
+    for (const p of this.panels) if (p.grid && p.grid.info.run === run) p.draw(p.grid, p.scale, p.cmap, p.xMode, marks);
+  }
+
+  // Outline the selected finding (`highlight` of findings.js marksOf) on the run's panel.
+  markFinding(run, highlight) {
+    for (const p of this.panels) if (p.grid && p.grid.info.run === run) p.setHighlight(highlight);
   }
 
   // The panel(s) with title and legend as one image (a canvas).

@@ -1,10 +1,11 @@
 // One heatmap panel (layers x steps of one grid): a canvas for labels,
 // cells and axis, and an overlay canvas for hover and selection marks, so
-// hovering never redraws the cells.
+// hovering never redraws the cells.  The findings' marks are marks.js's.
 
 import { packedLut } from "./colormaps.js";
 import { drawHatch, theme } from "./canvas.js";
 import { drawStepAxis, shortenPath } from "./axis.js";
+import { MARKER_W, drawErrorTicks, drawHighlight, drawRowMarkers } from "./marks.js";
 import { computeCodes } from "./scale.js";
 
 const LABEL_FONT_PX = 11;
@@ -65,10 +66,12 @@ export class HeatmapPanel {
   }
 
   // Draw `grid` with `scale` (LogScale) and colour map `cmap`.  `xMode` is
-  // "step" or "wall".  Returns the milliseconds spent.
-  draw(grid, scale, cmap, xMode) {
+  // "step" or "wall"; `marks` the findings' (findings.js marksOf) or null.
+  // Returns the milliseconds spent.
+  draw(grid, scale, cmap, xMode, marks) {
     const t0 = performance.now();
     this.grid = grid;
+    this.marks = marks || null;
     this.scale = scale;
     this.cmap = cmap;
     this.xMode = xMode;
@@ -124,10 +127,12 @@ export class HeatmapPanel {
     ctx.fillStyle = th.text;
     const every = Math.max(1, Math.ceil((LABEL_FONT_PX + 2) / this.rowH));
     this.labelEvery = every;
+    const marked = this.marks ? this.marks.rows : new Map();
     for (let i = 0; i < rows; i += every) {
-      const label = shortenPath(ctx, grid.layers[i], this.labelWidth - 10);
-      ctx.fillText(label, x0 - 6, y0 + (i + 0.5) * this.rowH);
+      const room = this.labelWidth - 10 - (marked.has(grid.layers[i]) ? MARKER_W : 0);
+      ctx.fillText(shortenPath(ctx, grid.layers[i], room), x0 - 6, y0 + (i + 0.5) * this.rowH);
     }
+    this.markedRows = drawRowMarkers(ctx, this, y0, marked, th);
     if (every > 1) {
       ctx.fillStyle = th.muted;
       ctx.textAlign = "left";
@@ -136,6 +141,7 @@ export class HeatmapPanel {
 
     const box = { x0, y: y0 + this.cellsH, cellsW: this.cellsW, width: this.width, fontPx: LABEL_FONT_PX };
     drawStepAxis(ctx, grid, box, this.xMode, th);
+    this.ticks = drawErrorTicks(ctx, grid, box, this.marks && this.marks.ticks, th);
     this.lastDrawMs = performance.now() - t0;
     this.drawOverlay();
     return this.lastDrawMs;
@@ -184,6 +190,12 @@ export class HeatmapPanel {
     this.drawOverlay();
   }
 
+  // The selected finding's outline (`marks.highlight`), or none.
+  setHighlight(highlight) {
+    this.marks = { ...(this.marks || { rows: new Map(), ticks: [] }), highlight };
+    this.drawOverlay();
+  }
+
   select(row, col) {
     this.selectedRow = row;
     this.selectedCol = col;
@@ -200,6 +212,7 @@ export class HeatmapPanel {
     if (!grid || grid.rows === 0) return;
     const th = this.theme || theme(this.root);
     const x0 = this.labelWidth;
+    this.highlighted = drawHighlight(ctx, this, this.marks && this.marks.highlight, th);
     if (this.selectedRow >= 0 && this.selectedRow < grid.rows) {
       const y = TOP_PAD + this.selectedRow * this.rowH;
       ctx.fillStyle = th.select;

@@ -1,7 +1,8 @@
 // Hooks for the browser tests and bench/bench_browser.py, as
 // `window.__stepsize`: the selection, draw counts and timings, panel
 // geometry, pixels read back from the canvas and their value on the colour
-// scale, a synchronous hover, the CSV, the link and the drill-down's state.
+// scale, a synchronous hover, the CSV, the link, the drill-down's state and
+// the findings panel and marks.
 
 import { LUT_SIZE, lut } from "./colormaps.js";
 import { csvText } from "./export.js";
@@ -82,6 +83,13 @@ export function testHooks(app) {
     link: () => app.link(),
     // What the legend shows: {scale, cmap, title, reference}.
     legend: () => app.card.legendArgs,
+    findings: () => app.findings.snapshot(),
+    // The findings' marks drawn on panel `p`: marked rows, error ticks, the outlined finding.
+    marks(p = 0) {
+      const panel = app.card.panels[p];
+      if (!panel) return null;
+      return { rows: panel.markedRows || [], ticks: panel.ticks || [], highlight: panel.highlighted || null };
+    },
     drill: () => ({
       open: app.drill.open,
       layer: app.drill.layer,

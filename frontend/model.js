@@ -56,14 +56,27 @@ export class Model {
     this.tags = {};
     this.catalog = null; // until the first reload
     this.cells = new Map();
+    this.findingsOf = new Map(); // run -> promise of its `findings` answer
   }
 
   // The run listing (`tags`), and the first time the server's `info`; the
-  // cell cache is kept (its keys name the run).
+  // cell cache is kept (its keys name the run), the findings are asked again.
   async reload() {
     const [tags, info] = await Promise.all([getJson("tags"), this.catalog ? null : getJson("info")]);
     if (info) this.catalog = new Catalog(info);
     this.tags = tags;
+    this.findingsOf = new Map();
+  }
+
+  // The `findings` answer of `run` ({run, findings, thresholds, views}),
+  // asked once per run until the next reload (a failure: asked again).
+  findings(run) {
+    if (!this.findingsOf.has(run)) {
+      const answer = getJson("findings", { run });
+      answer.catch(() => this.findingsOf.get(run) === answer && this.findingsOf.delete(run));
+      this.findingsOf.set(run, answer);
+    }
+    return this.findingsOf.get(run);
   }
 
   runs() {

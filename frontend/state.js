@@ -24,6 +24,7 @@ export const DEFAULTS = Object.freeze({
   run2: "",
   layer: "",
   step: "",
+  finding: "", // the id of the finding shown (findings.js findingId)
 });
 
 // Keys whose value must be one of a few; anything else in a URL is ignored.

@@ -67,6 +67,20 @@ import warnings
 import numpy as np
 
 SEVERITIES = ("error", "warning", "info")
+
+# The heatmap that shows each kind of finding, `(metric, statistic)`: where
+# the dashboard goes when a finding is clicked (the `findings` route serves
+# this table, so the rules and their views are named in one place).
+VIEWS = {
+    "nonfinite": ("step", "nonfinite"),
+    "no_update": ("step", "max"),
+    "lost_to_rounding": ("lost_fraction", "value"),
+    "partly_frozen": ("step", "zero_fraction"),
+    "ratio_high": ("update_ratio", "value"),
+    "ratio_low": ("update_ratio", "value"),
+    "rms_spike": ("second_moment_rms", "value"),
+    "outlier_layer": ("step", "p50"),
+}
 _ROW_BLOCK_CELLS = 1 << 22  # cells handled at once: bounds temporaries on 10^5-step runs
 
 

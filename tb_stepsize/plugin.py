@@ -46,6 +46,14 @@ parameter, 404 for an unknown run/metric/stat/layer):
   s, `nonfinite` lists `[stat_index, kind]`.  400 unless `first <= last`
   are integers, 404 if no step in that range was logged.  Reads only the
   statistics, never histograms.
+* `findings?run` -> `{"run", "findings": [...], "thresholds": {...},
+  "views": {kind: {"metric", "stat"}}}`: `RunData.findings()` (the rules of
+  `findings`, default thresholds), each finding as `Finding.to_dict()`
+  (`kind`, `severity`, `layer` or null for the whole run, `layers`,
+  `metric`, `first_step`, `last_step`, `value`, `threshold`, `message`),
+  most severe first; `thresholds` the `findings.Thresholds` used; `views`
+  the heatmap that shows each kind (`findings.VIEWS`).  Cached per run
+  signature like `heatmap`: computed again once TensorBoard has loaded new data.
 * `histogram_steps?run&layer&metric` -> `{"run", "layer", "metric",
   "steps"}`: the steps that have a histogram of this layer (drill-down).
 * `histogram?run&layer&metric&step` -> `{"step", "bins"}`: the histogram
@@ -192,6 +200,7 @@ class StepSizePlugin(base_plugin.TBPlugin):
                 "/heatmap": self._heatmap_route,
                 "/layer": self._layer_route,
                 "/cell": self._cell_route,
+                "/findings": self._findings_route,
                 "/histogram_steps": self._histogram_steps_route,
                 "/histogram": self._histogram_route,
             }
@@ -286,6 +295,12 @@ class StepSizePlugin(base_plugin.TBPlugin):
             raise _bad("last must not be before first")
         r = self._layer_request(request)
         return responses.cell(r.run, r.data, r.layer, r.metric, first, last)
+
+    @_route
+    def _findings_route(self, request):
+        run = _param(request, "run")
+        scope, data = self._run(request, run)
+        return _Body(self._store.response(scope, ("findings",), lambda: gzip_json(responses.findings(run, data))))
 
     @_route
     def _histogram_steps_route(self, request):

@@ -27,7 +27,7 @@ import numpy as np
 from tensorboard import context as tb_context
 from tensorboard.data import provider as tb_provider
 
-from tb_stepsize import caches, listing, metadata, pooling
+from tb_stepsize import caches, findings, listing, metadata, pooling
 
 # read_tensors keeps every sample up to this many per tag.
 _ALL_SAMPLES = 10**9
@@ -256,6 +256,13 @@ class RunData:
             v, p = self.column(metric, stat)
             values[s], present[s] = pooling.pool_span(v[row, lo:hi], p[row, lo:hi], metadata.pooling_rule(stat))
         return values, present
+
+    def findings(self, thresholds=None):
+        """What looks wrong in this run: `findings.evaluate` (a list of
+        `findings.Finding`, most severe first) with `thresholds`
+        (`findings.Thresholds`, its defaults if None).  Reads only the
+        statistics the rules need, through the same cache as `column`."""
+        return findings.evaluate(self, thresholds)
 
     def _values(self, metric):
         return np.stack([self.matrix(metric, s) for s in self.stats[metric]], axis=-1)

@@ -6,8 +6,12 @@ so a route's meaning can be read, and tested, in one place.  Grids are
 encoded by `encoding.encode_grid`.
 """
 
+import dataclasses
+import math
+
 import numpy as np
 
+from tb_stepsize import findings as rules
 from tb_stepsize import reader
 from tb_stepsize.encoding import encode_grid
 
@@ -75,6 +79,23 @@ def cell(run, data, layer, metric, first, last):
         "stats": list(data.stats[metric]),
         "values": cells,
         "nonfinite": nonfinite,
+    }
+
+
+def _finite_or_none(value):
+    return value if not isinstance(value, float) or math.isfinite(value) else None
+
+
+def findings(run, data):
+    """`data.findings()` with the default thresholds, each as `Finding.to_dict()`
+    (a non-finite number as null: JSON has no NaN), the thresholds used, and
+    the heatmap that shows each kind (`findings.VIEWS`)."""
+    found = [{k: _finite_or_none(v) for k, v in f.to_dict().items()} for f in data.findings()]
+    return {
+        "run": run,
+        "findings": found,
+        "thresholds": dataclasses.asdict(rules.Thresholds()),
+        "views": {kind: {"metric": metric, "stat": stat} for kind, (metric, stat) in rules.VIEWS.items()},
     }
 
 

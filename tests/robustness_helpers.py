@@ -9,7 +9,7 @@ import struct
 from urllib.parse import urlencode
 
 BASE = "/data/plugin/stepsize"
-DATA_ROUTES = ("info", "tags", "heatmap", "layer", "cell", "histogram_steps", "histogram")
+DATA_ROUTES = ("info", "tags", "heatmap", "layer", "cell", "findings", "histogram_steps", "histogram")
 
 
 def record_spans(data):
@@ -51,6 +51,7 @@ def route_urls(tags):
     (bounded: first two layers, two statistics)."""
     urls = [f"{BASE}/tags", f"{BASE}/info"]
     for run, entry in tags.items():
+        urls.append(f"{BASE}/findings?" + urlencode(dict(run=run)))
         for metric in entry.get("metrics", []):
             stats = entry["stats"].get(metric, [])
             for stat in stats[:1] + stats[-1:]:

@@ -44,8 +44,11 @@ SCRIPT = textwrap.dedent(
                 "/cell?run=run1&metric=step&layer=dense/bias&first=2&last=5",
                 "/histogram_steps?run=run1&metric=step&layer=dense/bias",
                 "/histogram?run=run1&metric=step&layer=dense/bias&step=2",
+                "/findings?run=run1",
                 "/info"):
         assert client.get(base + url).status_code == 200, url
+    found = json.loads(client.get(base + "/findings?run=run1").get_data())
+    assert found["findings"] == [f.to_dict() for f in data.findings()] and found["findings"]
     listing = json.loads(client.get("/data/plugins_listing").get_data())
     assert listing["stepsize"]["enabled"]
     loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)

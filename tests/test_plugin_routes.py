@@ -1,5 +1,6 @@
-"""The hover route `cell` and the `info` route (in-process app, no TensorFlow)."""
+"""The hover route `cell`, the `findings` route and the `info` route (in-process app, no TensorFlow)."""
 
+import dataclasses
 from urllib.parse import urlencode
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 import plugin_helpers as h
 import tb_stepsize
 from plugin_helpers import check_grid, get_json, reference_pool
-from tb_stepsize import metadata
+from tb_stepsize import findings, listing, metadata
 from tb_stepsize import reader
 
 BASE = "/data/plugin/stepsize"
@@ -105,6 +106,71 @@ def test_cell_reads_no_histograms_and_pools_no_matrix(tmp_path, monkeypatch):
     out = cell(client, layer="dense/bias", metric="step", first=2, last=7)
     assert len(out["values"]) == len(metadata.ELEMENT_STATS)
     assert len(plugin._store.pooled) == 0  # only the row's range was pooled
+
+
+# ------------------------------------------------------------------ findings
+
+
+def expected_findings(run_dir, run):
+    """What the `findings` route must answer: `load(...).findings()` of the same files."""
+    return {
+        "run": run,
+        "findings": [f.to_dict() for f in tb_stepsize.load(run_dir).findings()],
+        "thresholds": dataclasses.asdict(findings.Thresholds()),
+        "views": {kind: {"metric": m, "stat": s} for kind, (m, s) in findings.VIEWS.items()},
+    }
+
+
+def test_findings_equal_load(tmp_path):
+    h.write_synthetic_run(str(tmp_path / "run1"))
+    client, _, _ = h.make_app(str(tmp_path))
+    out = get_json(client, f"{BASE}/findings?run=run1")
+    assert out == expected_findings(str(tmp_path / "run1"), "run1")
+    (nonfinite,) = [f for f in out["findings"] if f["kind"] == "nonfinite"]  # NONFINITE_CELLS
+    assert nonfinite["first_step"] == 3 and nonfinite["layer"] == "dense/kernel" and nonfinite["severity"] == "error"
+    assert set(out["thresholds"]) == {f.name for f in dataclasses.fields(findings.Thresholds)}
+
+
+def test_findings_errors(synthetic):
+    client = synthetic[0]
+    assert "error" in get_json(client, f"{BASE}/findings", code=400)
+    assert "error" in get_json(client, f"{BASE}/findings?run=nope", code=404)
+    assert "error" in get_json(client, f"{BASE}/findings?run=run1&run=run1", code=400)
+
+
+def test_findings_cached_and_updated_on_reload(tmp_path, monkeypatch):
+    """Computed once per run signature; new data (a NaN at a later step) shows after a reload."""
+    from tb_stepsize.summary import StepWriter
+
+    monkeypatch.setattr(listing, "LISTING_TTL_SECS", 0.0)
+    run_dir = str(tmp_path / "run1")
+    h.write_synthetic_run(run_dir)
+    client, _, multiplexer = h.make_app(str(tmp_path))
+    calls = []
+    original = reader.RunData.findings
+    monkeypatch.setattr(reader.RunData, "findings", lambda self, t=None: calls.append(1) or original(self, t))
+    first = get_json(client, f"{BASE}/findings?run=run1")
+    assert get_json(client, f"{BASE}/findings?run=run1") == first and len(calls) == 1
+    rng = np.random.default_rng(5)
+    writer = StepWriter(run_dir, h.LAYERS_B, h.METRICS, "Adam")
+    stats = {m: h.random_stats(rng, len(h.LAYERS_B), m) for m in h.METRICS}
+    stats["step"][3, metadata.ELEMENT_STATS.index("nonfinite")] = 2  # late/kernel: NaN elements
+    writer.write(20, stats, {"step": h.random_hists(rng, len(h.LAYERS_B))}, wall_time=1020.0)
+    writer.close()
+    multiplexer.Reload()
+    second = get_json(client, f"{BASE}/findings?run=run1")
+    assert len(calls) == 2 and second == expected_findings(run_dir, "run1")
+    (nonfinite,) = [f for f in second["findings"] if f["kind"] == "nonfinite"]
+    assert nonfinite["last_step"] == 20 and first["findings"] != second["findings"]
+
+
+def test_findings_views_name_recorded_statistics():
+    """Every kind the rules can report has a heatmap, and it exists in the format."""
+    assert set(findings.VIEWS) == {
+        "nonfinite", "no_update", "lost_to_rounding", "partly_frozen", "ratio_high", "ratio_low", "rms_spike", "outlier_layer",
+    }
+    for kind, (metric, stat) in findings.VIEWS.items():
+        assert stat in metadata.stats_for(metric), kind
 
 
 # ------------------------------------------------------------------ info

@@ -54,6 +54,7 @@ VALID = {
     "layer": {"run": "run1", "layer": "dense/bias", "metric": "step"},
     "cell": {"run": "run1", "layer": "dense/bias", "metric": "step", "first": "2", "last": "5"},
     "histogram_steps": {"run": "run1", "layer": "dense/bias", "metric": "step"},
+    "findings": {"run": "run1"},
     "histogram": {"run": "run1", "layer": "dense/bias", "metric": "step", "step": "3"},
 }
 STRING_PARAMS = {
@@ -61,6 +62,7 @@ STRING_PARAMS = {
     "layer": ["run", "layer", "metric", "max_steps"],
     "cell": ["run", "layer", "metric", "first", "last"],
     "histogram_steps": ["run", "layer", "metric"],
+    "findings": ["run"],
     "histogram": ["run", "layer", "metric", "step"],
 }
 NUMBER_PARAMS = ("max_steps", "step", "first", "last")
@@ -171,6 +173,9 @@ def test_unicode_names_are_plain_lookups(sandbox, route):
     out = json.loads(response.get_data())
     if route == "heatmap":
         assert odd in out["layers"]
+    elif route == "findings":  # layer names come back as the same plain strings
+        names = {l["path"] for l in h.LAYERS_B}
+        assert out["findings"] and all(set(f["layers"]) <= names for f in out["findings"])
     elif route != "histogram":
         assert out["layer"] == odd
 

@@ -274,6 +274,15 @@ def test_layer_and_histogram_equal_load(server, expected):
                 assert hist == {"step": int(hist_steps[k]), "bins": arrays[k].tolist()}
 
 
+def test_findings_equal_load(server, expected, logdir):
+    for run, data in (("train", expected), ("live", tb_stepsize.load(os.path.join(logdir, "live")))):
+        out = server.json(BASE + "/findings?run=" + run)
+        assert out["run"] == run
+        assert out["findings"] == [f.to_dict() for f in data.findings()], run
+        assert set(out) == {"run", "findings", "thresholds", "views"}
+    assert any(f["kind"] == "nonfinite" for f in out["findings"])  # the synthetic live run's NaN/Inf cells
+
+
 def test_errors_are_json(server):
     for path, code in (
         (BASE + "/heatmap?run=train&metric=step", 400),
@@ -282,6 +291,8 @@ def test_errors_are_json(server):
         (BASE + "/heatmap?run=train&metric=step&stat=p50&max_steps=x", 400),
         (BASE + "/layer?run=train&layer=..%2f..%2fetc%2fpasswd&metric=step", 404),
         (BASE + "/histogram?run=train&layer=out/kernel&metric=step&step=..", 400),
+        (BASE + "/findings", 400),
+        (BASE + "/findings?run=scalars", 404),
     ):
         assert "error" in server.json(path, code)
 
@@ -347,6 +358,8 @@ def test_live_run_new_steps_appear(servers, logdir):
                         [float(v) if np.isfinite(v) else None for v in row] for row in matrix
                     ]
                     assert servers[name].json(BASE + "/tags")["live"]["num_steps"] == 14
+                    found = servers[name].json(BASE + "/findings?run=live")["findings"]
+                    assert found == [f.to_dict() for f in want.findings()]  # computed again on the new data
                 pending.discard(name)
         time.sleep(0.3)
     assert not pending, f"new steps never appeared on {pending}"

@@ -22,7 +22,7 @@ from tb_stepsize import plugin as plugin_mod
 
 BASE = rh.BASE
 SENTINEL = h.SENTINEL
-ROUTES = ["tags", "heatmap", "layer", "cell", "histogram_steps", "histogram", "info"]
+ROUTES = ["tags", "heatmap", "layer", "cell", "findings", "histogram_steps", "histogram", "info"]
 PARAMS = ["run", "metric", "stat", "layer", "step", "max_steps", "first", "last"]
 VALID = {
     "run": ["run1"],
@@ -83,6 +83,10 @@ def check_consistent(route, out, query):
         return
     if route == "info":
         assert out["format_version"] == 2 and out["metrics"]
+        return
+    if route == "findings":
+        assert out["run"] == "run1" and set(out) == {"run", "findings", "thresholds", "views"}
+        assert all(f["first_step"] <= f["last_step"] and f["severity"] in ("error", "warning", "info") for f in out["findings"])
         return
     steps = out["steps"]
     assert steps == sorted(steps) and len(steps) == len(out["step_ends"])

@@ -1,5 +1,6 @@
 """Shared by the browser tests and bench/bench_browser.py: where Chromium
-is, how to launch it here, and a `tensorboard` subprocess."""
+is, how to launch it here, a `tensorboard` subprocess and the dashboard
+page driven through its test hooks (frontend/hooks.js)."""
 
 import os
 import shutil
@@ -72,3 +73,66 @@ class TensorBoard:
         self.log.close()
 
 
+class Dashboard:
+    """The TensorBoard page and the plugin's iframe."""
+
+    def __init__(self, page, frame):
+        self.page = page
+        self.frame = frame
+        self.errors = []
+
+    def js(self, expression, arg=None):
+        return self.frame.evaluate(expression, arg)
+
+    def hook(self, expression):
+        return self.frame.evaluate(f"window.__stepsize.{expression}")
+
+    def wait_drawn(self, after=0):
+        self.frame.wait_for_function(
+            "n => window.__stepsize && window.__stepsize.drawCount > n", arg=after, timeout=20000
+        )
+
+    def set(self, **changes):
+        n = self.hook("drawCount")
+        self.frame.evaluate("c => window.__stepsize.app.set(c)", changes)
+        self.wait_drawn(n)
+
+    def row_of(self, path, panel=0):
+        return self.hook(f"panel({panel})").get("layers").index(path)
+
+    def col_of(self, step, panel=0):
+        return self.hook(f"panel({panel})").get("steps").index(step)
+
+    def pixel(self, row, col, panel=0):
+        return self.js("([p, r, c]) => window.__stepsize.pixel(p, r, c)", [panel, row, col])
+
+    def decoded(self, row, col, panel=0):
+        rgb = self.pixel(row, col, panel)[:3]
+        out = self.js("rgb => window.__stepsize.colorToValue(rgb)", rgb)
+        assert out["distance"] < 6, f"pixel {rgb} is not a colour of the map"
+        return out["value"]
+
+    def mouse_to(self, row, col, panel=0):
+        box = self.page.query_selector("iframe").bounding_box()
+        c = self.js("([p, r, c]) => window.__stepsize.cellCenter(p, r, c)", [panel, row, col])
+        self.page.mouse.move(box["x"] + c["x"], box["y"] + c["y"])
+        return box["x"] + c["x"], box["y"] + c["y"]
+
+    def shot(self, name):
+        self.page.screenshot(path=os.path.join(SCREENSHOTS, name))
+
+
+def open_dashboard(browser, url, viewport=None):
+    """`(Dashboard, browser context)` of TensorBoard's page at `url` (the
+    Step Sizes tab), once the heatmap is drawn; page errors go to `.errors`."""
+    context = browser.new_context(viewport=viewport or {"width": 1400, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    iframe = page.wait_for_selector("iframe", timeout=30000)
+    assert "plugin_entry.html?name=stepsize" in iframe.get_attribute("src")
+    dash = Dashboard(page, iframe.content_frame())
+    dash.errors = errors
+    dash.wait_drawn()
+    return dash, context

@@ -21,7 +21,7 @@ import time
 import pytest
 
 import designed as d
-from browser_helpers import SCREENSHOTS, TensorBoard
+from browser_helpers import TensorBoard, open_dashboard
 
 CALLBACK_RUN = "keras_callback"
 TRAIN_SCRIPT = textwrap.dedent(
@@ -67,70 +67,11 @@ def server():
     tb.stop()
 
 
-class Dashboard:
-    """The TensorBoard page and the plugin's iframe."""
-
-    def __init__(self, page, frame):
-        self.page = page
-        self.frame = frame
-        self.errors = []
-
-    def js(self, expression, arg=None):
-        return self.frame.evaluate(expression, arg)
-
-    def hook(self, expression):
-        return self.frame.evaluate(f"window.__stepsize.{expression}")
-
-    def wait_drawn(self, after=0):
-        self.frame.wait_for_function(
-            "n => window.__stepsize && window.__stepsize.drawCount > n", arg=after, timeout=20000
-        )
-
-    def set(self, **changes):
-        n = self.hook("drawCount")
-        self.frame.evaluate("c => window.__stepsize.app.set(c)", changes)
-        self.wait_drawn(n)
-
-    def row_of(self, path, panel=0):
-        return self.hook(f"panel({panel})").get("layers").index(path)
-
-    def col_of(self, step, panel=0):
-        return self.hook(f"panel({panel})").get("steps").index(step)
-
-    def pixel(self, row, col, panel=0):
-        return self.js("([p, r, c]) => window.__stepsize.pixel(p, r, c)", [panel, row, col])
-
-    def decoded(self, row, col, panel=0):
-        rgb = self.pixel(row, col, panel)[:3]
-        out = self.js("rgb => window.__stepsize.colorToValue(rgb)", rgb)
-        assert out["distance"] < 6, f"pixel {rgb} is not a colour of the map"
-        return out["value"]
-
-    def mouse_to(self, row, col, panel=0):
-        box = self.page.query_selector("iframe").bounding_box()
-        c = self.js("([p, r, c]) => window.__stepsize.cellCenter(p, r, c)", [panel, row, col])
-        self.page.mouse.move(box["x"] + c["x"], box["y"] + c["y"])
-        return box["x"] + c["x"], box["y"] + c["y"]
-
-    def shot(self, name):
-        self.page.screenshot(path=os.path.join(SCREENSHOTS, name))
-
-
 @pytest.fixture(scope="module")
 def dash(server, browser, screenshots):
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(server.url + f"/#stepsize&p.stepsize.run={d.RUN}")
-    iframe = page.wait_for_selector("iframe", timeout=30000)
-    assert "plugin_entry.html?name=stepsize" in iframe.get_attribute("src")
-    frame = iframe.content_frame()
-    dash = Dashboard(page, frame)
-    dash.errors = errors
-    dash.wait_drawn()
+    dash, context = open_dashboard(browser, server.url + f"/#stepsize&p.stepsize.run={d.RUN}")
     yield dash
-    assert not errors, errors
+    assert not dash.errors, dash.errors
     context.close()
 
 
