@@ -3,7 +3,8 @@
     .venv/bin/python bench/bench_browser.py [--layers 20,200,1000] [--columns 2000]
 
 Serves the installed package's static files with synthetic `info`, `tags`,
-`heatmap`, `cell`, `layer` and `histogram_steps` responses (no TensorBoard:
+`heatmap`, `cell`, `layer`, `histogram_steps` and `findings` (a few, so
+the heatmap draws its row markers and error ticks) responses (no TensorBoard:
 this measures the page, not the backend), opens the dashboard once per size in Chromium and prints,
 measured with performance.now() in the page:
 
@@ -104,6 +105,22 @@ def make_cell(run, layer, first, last):
     }
 
 
+def make_findings(run, n_layers, n_cols):
+    """One finding per 10 layers (every third an error), each over a tenth of the steps."""
+    layers = layer_names(n_layers)
+    found = []
+    for k, i in enumerate(range(0, n_layers, 10)):
+        first = (k * n_cols // 7) % n_cols
+        severity = "error" if k % 3 == 0 else "warning"
+        found.append(
+            {"kind": "partly_frozen", "severity": severity, "layer": layers[i], "layers": [layers[i]], "metric": "step",
+             "first_step": first, "last_step": min(n_cols - 1, first + n_cols // 10), "value": 0.8, "threshold": 0.5,
+             "message": f"{layers[i]}: made up for the benchmark."}
+        )
+    found.sort(key=lambda f: (f["severity"] != "error", f["first_step"]))
+    return {"run": run, "findings": found, "thresholds": {}, "views": {"partly_frozen": {"metric": "step", "stat": "p50"}}}
+
+
 def serve(static_dir, sizes, n_cols):
     runs = {f"bench_{n}": n for n in sizes}
     cache = {}
@@ -159,6 +176,8 @@ def serve(static_dir, sizes, n_cols):
             if name == "histogram_steps":
                 body = {"run": q["run"], "layer": q["layer"], "metric": q["metric"], "steps": []}
                 return self.send(json.dumps(body).encode(), "application/json")
+            if name == "findings":
+                return self.send(json.dumps(make_findings(q["run"], runs[q["run"]], n_cols)).encode(), "application/json")
             if name == "layer":
                 body = make_layer(q["run"], q["layer"], n_cols, int(q.get("max_steps", n_cols)))
                 return self.send(json.dumps(body).encode(), "application/json")

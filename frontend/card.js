@@ -6,6 +6,7 @@ import { h } from "./dom.js";
 import { setupCanvas, theme } from "./canvas.js";
 import { HeatmapPanel } from "./heatmap.js";
 import { drawLegend, legendDescription, legendTitle } from "./legend.js";
+import { MARKER_W } from "./marks.js";
 
 const GAP = 16; // between side-by-side panels, also in the exported image
 
@@ -116,7 +117,8 @@ export class HeatmapCard {
     ctx.font = `11px ${theme(this.root).font}`;
     let longest = 0;
     for (const p of layers.slice(0, 400)) longest = Math.max(longest, ctx.measureText(p).width);
-    const labelW = Math.round(Math.max(90, Math.min(longest + 16, Math.min(280, panelW * 0.36))));
+    // Room for the longest path and a findings marker beside it.
+    const labelW = Math.round(Math.max(90, Math.min(longest + 16 + MARKER_W, Math.min(280, panelW * 0.36))));
     const cellsW = Math.max(20, panelW - labelW - 10);
     return { panelW, labelW, cellsW };
   }

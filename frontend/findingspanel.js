@@ -106,6 +106,8 @@ export class FindingsPanel {
     this.items.hidden = !this.expanded || !list.length;
     const selected = this.app.state.finding;
     this.items.replaceChildren(...list.map((f) => h("li", {}, this._entry(f, findingId(f) === selected))));
+    const chosen = this.items.querySelector('[aria-pressed="true"]');
+    if (chosen) this.items.scrollTop = chosen.offsetTop; // a link's finding is in view (the list is its offsetParent)
   }
 
   // Entries keep their nodes (and the keyboard focus) when only the choice changes.

@@ -134,6 +134,24 @@ def test_choosing_a_finding_switches_view_and_outlines_it(dash):
     assert [e["pressed"] for e in entries(dash)] == ["false", "false"]
 
 
+def test_dark_theme_colours(dash):
+    dash.set(run=d.FROZEN_RUN, finding="")
+    wait_findings(dash, d.FROZEN_RUN, "2 findings")
+    choose(dash, FROZEN_ID)
+    dash.page.click("[aria-label='Menu for changing light or dark theme']")
+    dash.page.click("text=Dark")
+    try:
+        dash.frame.wait_for_function("document.documentElement.dataset.theme === 'dark'")
+        dash.set(x="step")
+        colour = dash.js("getComputedStyle(document.querySelector('.ss-sev-warning .ss-finding-sev')).color")
+        assert colour == "rgb(255, 204, 128)"  # light amber on the dark card
+        dash.shot("findings_dark.png")
+    finally:
+        dash.page.click("[aria-label='Menu for changing light or dark theme']")
+        dash.page.click("text=Light")
+        dash.frame.wait_for_function("document.documentElement.dataset.theme === 'light'")
+
+
 def test_whole_run_finding(dash):
     dash.set(run=d.STUCK_RUN, finding="")
     out = wait_findings(dash, d.STUCK_RUN, "1 finding")

@@ -4,8 +4,8 @@ There is no node in CI: the installed package's static files are served by
 a small HTTP server, a blank page imports the module under test and each
 test evaluates a function over it.  state.js (the selection and its URLs),
 grid.js (the one decoder of the server's grid encoding), scale.js (the
-colour range), catalog.js and format.js need no DOM, so nothing else of
-the dashboard runs.
+colour range), findings.js (the panel's texts and the heatmap's marks),
+catalog.js and format.js need no DOM, so nothing else of the dashboard runs.
 """
 
 import http.server
@@ -371,6 +371,98 @@ def test_cell_codes(page):
     codes, (nan, inf, ninf, zero, missing) = out
     assert codes == [0, 255, 189, 0, 255, zero, missing]  # log10(3e-4) = -3.52: 1.48 decades of 2 -> 189 of 256
     assert len({nan, inf, ninf, zero, missing}) == 5 and min(nan, inf, ninf, zero, missing) >= 256
+
+
+# --------------------------------------------------------------- findings.js
+
+
+def finding(kind, severity, layer, first, last, layers=None, metric="step"):
+    return {
+        "kind": kind, "severity": severity, "layer": layer, "metric": metric, "first_step": first,
+        "last_step": last, "value": 0.5, "threshold": 0.5, "message": "m",
+        "layers": layers if layers is not None else ([layer] if layer else []),
+    }
+
+
+FOUND = [
+    finding("partly_frozen", "warning", "a/kernel", 20, 60),
+    finding("outlier_layer", "info", "k/bias", 1, 60),
+    finding("nonfinite", "error", "b/kernel", 31, 40, layers=["b/kernel", "b/bias"]),
+    finding("no_update", "error", None, 5, 60, layers=["a/kernel", "b/kernel", "b/bias", "k/bias"]),
+    finding("ratio_high", "warning", "a/kernel", 3, 9, metric="update_ratio"),
+]
+VIEWS = {"partly_frozen": {"metric": "step", "stat": "zero_fraction"}, "ratio_high": {"metric": "update_ratio", "stat": "value"},
+         "lost_to_rounding": {"metric": "lost_fraction", "stat": "value"}}
+
+
+def test_findings_summary_texts(page):
+    out = run(page, "findings.js", "return [[], arg.slice(0, 1), arg.slice(0, 2), arg].map(m.summaryText);", FOUND)
+    assert out == [
+        "No findings",
+        "1 finding: 1 warning",
+        "2 findings: 1 warning, 1 info",
+        "5 findings: 2 errors, 2 warnings, 1 info",
+    ]
+    ranges = run(page, "findings.js", "return arg.map(m.stepRangeText);", [FOUND[0], finding("x", "info", "a", 7, 7)])
+    assert ranges == ["steps 20–60", "step 7"]
+
+
+def test_findings_order_ids_and_severities(page):
+    out = run(
+        page,
+        "findings.js",
+        "return [m.ordered(arg).map(m.findingId), m.severityOf({severity: '<b>'}), m.findingId({kind: 'k', layer: null, first_step: 3})];",
+        FOUND,
+    )
+    assert out[0] == ["no_update::5", "nonfinite:b/kernel:31", "ratio_high:a/kernel:3", "partly_frozen:a/kernel:20", "outlier_layer:k/bias:1"]
+    assert out[1] == "info" and out[2] == "k::3"
+
+
+def test_findings_views(page):
+    stats = {"step": ["min", "p50", "max", "zero_fraction"], "update_ratio": ["value"]}
+    out = run(
+        page,
+        "findings.js",
+        "const [f, views, stats] = arg; return f.map((x) => m.viewOf(x, views, stats, 'max'));",
+        [[FOUND[0], FOUND[4], finding("lost_to_rounding", "warning", "a", 1, 9, metric="lost_fraction"),
+          finding("outlier_layer", "info", "a", 1, 9), finding("rms_spike", "warning", "a", 1, 9, metric="second_moment_rms")],
+         VIEWS, stats],
+    )
+    assert out == [
+        {"metric": "step", "stat": "zero_fraction"},  # the served view
+        {"metric": "update_ratio", "stat": "value"},
+        None,  # the run has neither its view's metric nor its own
+        {"metric": "step", "stat": "max"},  # no view served: its own metric, the current statistic
+        None,
+    ]
+
+
+def test_findings_marks(page):
+    out = run(
+        page,
+        "findings.js",
+        "const k = m.marksOf(arg, 'nonfinite:b/kernel:31'); return [[...k.rows.entries()], k.ticks, k.highlight, m.marksOf(arg, '').highlight, m.marksOf(arg, 'gone').highlight];",
+        FOUND,
+    )
+    rows, ticks, highlight, none, gone = out
+    assert dict(rows) == {"a/kernel": "error", "b/kernel": "error", "b/bias": "error", "k/bias": "error"}
+    assert ticks == [5, 31]
+    assert highlight == {"layers": ["b/kernel", "b/bias"], "first": 31, "last": 40, "severity": "error", "whole": False}
+    assert none is None and gone is None
+    warnings_only = run(page, "findings.js", "return [...m.rowMarkers(arg).entries()];", [FOUND[1], FOUND[0], FOUND[4]])
+    assert dict(warnings_only) == {"k/bias": "info", "a/kernel": "warning"}
+    whole = run(page, "findings.js", "return m.marksOf(arg, 'no_update::5').highlight.whole;", FOUND)
+    assert whole is True
+
+
+@pytest.mark.parametrize(
+    "first, last, expected",
+    [(1, 1, [0, 0]), (4, 4, [1, 1]), (3, 3, None), (0, 100, [0, 3]), (5, 8, [1, 2]), (9, 30, [3, 3]), (31, 40, None), (-5, 0, None)],
+)
+def test_column_span_of_pooled_steps(page, first, last, expected):
+    # columns hold the logged steps 1-2, 4-6, 7-8, 10-12 (3 and 9 not logged)
+    out = run(page, "findings.js", "return m.columnSpan([1, 4, 7, 10], [2, 6, 8, 12], arg[0], arg[1]);", [first, last])
+    assert out == expected
 
 
 # ----------------------------------------------------- catalog.js, format.js
