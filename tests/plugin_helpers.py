@@ -139,6 +139,18 @@ def make_provider(logdir):
     return multiplexer, data_provider.MultiplexerDataProvider(multiplexer, logdir)
 
 
+def live_app(root, monkeypatch):
+    """A synthetic run `live` under `root`, served in-process with the
+    listing's time-to-live 0 (a reload is seen at the next request):
+    `(run dir, client, plugin, multiplexer)`."""
+    from tb_stepsize import listing
+
+    monkeypatch.setattr(listing, "LISTING_TTL_SECS", 0.0)
+    run_dir = str(root / "live")
+    write_synthetic_run(run_dir)
+    return (run_dir, *make_app(str(root)))
+
+
 def get_json(client, url, code=200):
     """The JSON answer of `url` (asserting its status code and content type)."""
     response = client.get(url)

@@ -373,10 +373,7 @@ def test_static_files(app, tmp_path, monkeypatch):
 
 
 def test_cache_and_invalidation(tmp_path, monkeypatch):
-    monkeypatch.setattr(listing, "LISTING_TTL_SECS", 0.0)
-    run_dir = str(tmp_path / "live")
-    h.write_synthetic_run(run_dir)
-    client, plugin, multiplexer = h.make_app(str(tmp_path))
+    run_dir, client, plugin, multiplexer = h.live_app(tmp_path, monkeypatch)
     reads = []
     real_read_run = plugin_mod.reader.read_run
 

@@ -9,7 +9,7 @@ import pytest
 import plugin_helpers as h
 import tb_stepsize
 from plugin_helpers import check_grid, get_json, reference_pool
-from tb_stepsize import findings, listing, metadata
+from tb_stepsize import findings, metadata
 from tb_stepsize import reader
 
 BASE = "/data/plugin/stepsize"
@@ -142,15 +142,12 @@ def test_findings_cached_and_updated_on_reload(tmp_path, monkeypatch):
     """Computed once per run signature; new data (a NaN at a later step) shows after a reload."""
     from tb_stepsize.summary import StepWriter
 
-    monkeypatch.setattr(listing, "LISTING_TTL_SECS", 0.0)
-    run_dir = str(tmp_path / "run1")
-    h.write_synthetic_run(run_dir)
-    client, _, multiplexer = h.make_app(str(tmp_path))
+    run_dir, client, _, multiplexer = h.live_app(tmp_path, monkeypatch)
     calls = []
     original = reader.RunData.findings
     monkeypatch.setattr(reader.RunData, "findings", lambda self, t=None: calls.append(1) or original(self, t))
-    first = get_json(client, f"{BASE}/findings?run=run1")
-    assert get_json(client, f"{BASE}/findings?run=run1") == first and len(calls) == 1
+    first = get_json(client, f"{BASE}/findings?run=live")
+    assert get_json(client, f"{BASE}/findings?run=live") == first and len(calls) == 1
     rng = np.random.default_rng(5)
     writer = StepWriter(run_dir, h.LAYERS_B, h.METRICS, "Adam")
     stats = {m: h.random_stats(rng, len(h.LAYERS_B), m) for m in h.METRICS}
@@ -158,8 +155,8 @@ def test_findings_cached_and_updated_on_reload(tmp_path, monkeypatch):
     writer.write(20, stats, {"step": h.random_hists(rng, len(h.LAYERS_B))}, wall_time=1020.0)
     writer.close()
     multiplexer.Reload()
-    second = get_json(client, f"{BASE}/findings?run=run1")
-    assert len(calls) == 2 and second == expected_findings(run_dir, "run1")
+    second = get_json(client, f"{BASE}/findings?run=live")
+    assert len(calls) == 2 and second == expected_findings(run_dir, "live")
     (nonfinite,) = [f for f in second["findings"] if f["kind"] == "nonfinite"]
     assert nonfinite["last_step"] == 20 and first["findings"] != second["findings"]
 

@@ -2,6 +2,7 @@
 is, how to launch it here, a `tensorboard` subprocess and the dashboard
 page driven through its test hooks (frontend/hooks.js)."""
 
+import contextlib
 import os
 import shutil
 import socket
@@ -33,9 +34,11 @@ def free_port():
 
 
 class TensorBoard:
-    """`tensorboard --logdir` in a subprocess, ready once plugins are listed."""
+    """`tensorboard --logdir` in a subprocess, ready once plugins are listed
+    (also a context manager: stopped on leaving)."""
 
     def __init__(self, logdir, log_path, extra=(), path_prefix=""):
+        self.logdir = logdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.path_prefix = path_prefix
@@ -63,6 +66,12 @@ class TensorBoard:
             if time.time() > deadline:
                 raise RuntimeError(f"tensorboard did not start; see {log_path}")
             time.sleep(0.3)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
 
     def stop(self):
         self.proc.terminate()
@@ -122,17 +131,23 @@ class Dashboard:
         self.page.screenshot(path=os.path.join(SCREENSHOTS, name))
 
 
+@contextlib.contextmanager
 def open_dashboard(browser, url, viewport=None):
-    """`(Dashboard, browser context)` of TensorBoard's page at `url` (the
-    Step Sizes tab), once the heatmap is drawn; page errors go to `.errors`."""
+    """A `Dashboard` of TensorBoard's page at `url` (the Step Sizes tab),
+    once the heatmap is drawn, in a browser context of its own; on leaving,
+    no page error (`.errors`) may have happened."""
     context = browser.new_context(viewport=viewport or {"width": 1400, "height": 900}, accept_downloads=True)
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(url)
-    iframe = page.wait_for_selector("iframe", timeout=30000)
-    assert "plugin_entry.html?name=stepsize" in iframe.get_attribute("src")
-    dash = Dashboard(page, iframe.content_frame())
-    dash.errors = errors
-    dash.wait_drawn()
-    return dash, context
+    try:
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url)
+        iframe = page.wait_for_selector("iframe", timeout=30000)
+        assert "plugin_entry.html?name=stepsize" in iframe.get_attribute("src")
+        dash = Dashboard(page, iframe.content_frame())
+        dash.errors = errors
+        dash.wait_drawn()
+        yield dash
+        assert not errors, errors
+    finally:
+        context.close()

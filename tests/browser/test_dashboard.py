@@ -61,7 +61,6 @@ def server():
     )
     assert trained.returncode == 0, trained.stderr[-3000:]
     tb = TensorBoard(logdir, os.path.join(tmp, "tensorboard.log"))
-    tb.logdir = logdir
     tb.callback_variables = int(trained.stdout.split()[-1])
     yield tb
     tb.stop()
@@ -69,10 +68,8 @@ def server():
 
 @pytest.fixture(scope="module")
 def dash(server, browser, screenshots):
-    dash, context = open_dashboard(browser, server.url + f"/#stepsize&p.stepsize.run={d.RUN}")
-    yield dash
-    assert not dash.errors, dash.errors
-    context.close()
+    with open_dashboard(browser, server.url + f"/#stepsize&p.stepsize.run={d.RUN}") as dash:
+        yield dash
 
 
 def approx(value, expected, rel=LUT_TOLERANCE):

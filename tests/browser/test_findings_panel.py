@@ -25,20 +25,15 @@ NAN_ID = f"nonfinite:{d.NAN_LAYER}:{d.NAN_STEP}"
 @pytest.fixture(scope="module")
 def server():
     tmp = tempfile.mkdtemp(prefix="stepsize-findings-")
-    logdir = d.write_logdir(os.path.join(tmp, "logs"))
-    tb = TensorBoard(logdir, os.path.join(tmp, "tensorboard.log"))
-    tb.logdir = logdir
-    yield tb
-    tb.stop()
+    with TensorBoard(d.write_logdir(os.path.join(tmp, "logs")), os.path.join(tmp, "tensorboard.log")) as tb:
+        yield tb
 
 
 @pytest.fixture(scope="module")
 def dash(server, browser, screenshots):
-    dash, context = open_dashboard(browser, server.url + f"/#stepsize&p.stepsize.run={d.FROZEN_RUN}")
-    yield dash
-    assert not dash.errors, dash.errors
-    assert dash.js("window.__xss === undefined")
-    context.close()
+    with open_dashboard(browser, server.url + f"/#stepsize&p.stepsize.run={d.FROZEN_RUN}") as dash:
+        yield dash
+        assert dash.js("window.__xss === undefined")
 
 
 def wait_findings(dash, run, summary_start=""):
@@ -206,12 +201,8 @@ def test_link_with_finding_reopens_it(server, browser):
         server.url + f"/#stepsize&p.stepsize.run={d.FROZEN_RUN}&p.stepsize.stat=zero_fraction"
         f"&p.stepsize.finding={FROZEN_ID.replace('/', '%2F')}"
     )
-    dash, context = open_dashboard(browser, url)
-    try:
+    with open_dashboard(browser, url) as dash:
         wait_findings(dash, d.FROZEN_RUN, "2 findings")
         dash.frame.wait_for_function("window.__stepsize.marks(0).highlight !== null", timeout=10000)
         assert dash.hook("marks(0)")["highlight"]["rows"] == [dash.row_of(d.FROZEN_LAYER)]
         assert [e["pressed"] for e in entries(dash)] == ["false", "true"]
-        assert not dash.errors
-    finally:
-        context.close()
