@@ -1,17 +1,18 @@
 // The dashboard's controller: holds the selection (state.js), asks the
 // model for data and hands it to the views (sidebar, findings panel,
-// heatmap card, tooltip, drill-down).  No drawing and no HTTP of its own.
+// heatmap card and its scalar strip, tooltip, drill-down).  No drawing and no HTTP of its own.
 
 import { Controls } from "./controls.js";
 import { HeatmapCard } from "./card.js";
 import { DrillDown } from "./drilldown.js";
-import { saveCsv, savePng } from "./export.js";
+import { copyLink, saveCsv, savePng } from "./export.js";
 import { FindingsPanel } from "./findingspanel.js";
 import { formatValue } from "./format.js";
 import { Grid } from "./grid.js";
 import { HostChannel, followTheme, hostLink, readHostHash, writeHostHash } from "./host.js";
 import { ApiError, Model } from "./model.js";
 import { colourScale } from "./scale.js";
+import { ScalarStrip } from "./strip.js";
 import { DEFAULTS, PLUGIN, fromHash, layerFilter, linkParams, parseEntries, pickStat, resolve, toHash } from "./state.js";
 import { Tooltip } from "./tooltip.js";
 import { h } from "./dom.js";
@@ -33,18 +34,25 @@ export class App {
     this.card = new HeatmapCard(
       main,
       {
-        onHover: (panel, cell, event) => this.tooltip.hoverAt(panel, cell, event),
-        onLeave: () => this.tooltip.hide(),
+        onHover: (panel, cell, event) => {
+          this.tooltip.hoverAt(panel, cell, event);
+          this.strip.cursorAtColumn(panel, cell.col);
+        },
+        onLeave: () => {
+          this.tooltip.hide();
+          this.strip.setCursor(-1);
+        },
         onClick: (panel, cell) => this.onCellClick(panel, cell),
       },
       {
         reload: () => this.reload(),
-        link: () => this.copyLink(),
+        link: () => copyLink(this.link(), this.card),
         png: () => savePng(this.card, this.state),
         csv: () => saveCsv(this.shown, this.state),
       }
     );
     this.findings = new FindingsPanel(this, main, this.card.root);
+    this.strip = new ScalarStrip(this, this.card);
     root.replaceChildren(this.controls.root, main);
     this.tooltip = new Tooltip(root, this.model, () => this.state);
     this.drill = new DrillDown(main, {
@@ -149,7 +157,7 @@ export class App {
     this.abort = new AbortController();
     const tags = this.model.tags;
     const entry = tags[st.run];
-    this.findings.show(entry && entry.metrics.length ? st.run : null);
+    for (const view of [this.findings, this.strip]) view.show(entry && entry.metrics.length ? st.run : null);
     if (!entry || !entry.metrics.length) {
       this.grids = [];
       this.card.showEmpty(
@@ -231,6 +239,7 @@ export class App {
       marks: this.findings.marks(st.run),
     });
     this.card.markSelection(st.layer, st.step);
+    this.strip.draw(this.card.panels[0]);
     this.drawCount++;
     this.lastDrawMs = performance.now() - t0;
   }
@@ -253,18 +262,5 @@ export class App {
 
   link() {
     return hostLink(linkParams(this.state));
-  }
-
-  async copyLink() {
-    const link = this.link();
-    let copied = false;
-    try {
-      await navigator.clipboard.writeText(link);
-      copied = true;
-    } catch (e) {
-      copied = false;
-    }
-    this.card.showStatus(copied ? "Link copied." : `Link: ${link}`, "info");
-    if (copied) setTimeout(() => this.card.status.textContent === "Link copied." && this.card.showStatus(""), 2500);
   }
 }

@@ -15,8 +15,8 @@ export function niceStep(span, count) {
 const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
 
 // Fractional column position of `x` in the increasing sequence `starts`
-// (column j spans [starts[j], starts[j+1])).
-function columnPosition(starts, x, lastEnd) {
+// (column j spans [starts[j], starts[j+1]); the last one to `lastEnd`).
+export function columnPosition(starts, x, lastEnd) {
   const n = starts.length;
   if (n === 0) return 0;
   if (x <= starts[0]) return 0;

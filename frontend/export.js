@@ -1,6 +1,6 @@
-// Downloads of the heatmap: the numbers as CSV (one line per cell, long
+// Taking the view away: the numbers as CSV (one line per cell, long
 // format) and the card's image as PNG (HeatmapCard.image()), named after
-// the selection.
+// the selection, and a link to it copied to the clipboard.
 
 import { h } from "./dom.js";
 
@@ -58,4 +58,18 @@ export function savePng(card, state) {
 export function saveCsv(grids, state) {
   if (!grids.length) return;
   download(new Blob([csvText(grids, state)], { type: "text/csv" }), baseName(state) + ".csv");
+}
+
+// Copy `link` to the clipboard and say so on `card`'s status line (or show
+// the link where the clipboard is not allowed).
+export async function copyLink(link, card) {
+  let copied = false;
+  try {
+    await navigator.clipboard.writeText(link);
+    copied = true;
+  } catch (e) {
+    copied = false;
+  }
+  card.showStatus(copied ? "Link copied." : `Link: ${link}`, "info");
+  if (copied) setTimeout(() => card.status.textContent === "Link copied." && card.showStatus(""), 2500);
 }

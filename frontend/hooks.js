@@ -84,6 +84,15 @@ export function testHooks(app) {
     // What the legend shows: {scale, cmap, title, reference}.
     legend: () => app.card.legendArgs,
     findings: () => app.findings.snapshot(),
+    // The scalar strip: hidden, the tag and scale drawn, its points and the readout.
+    strip: () => ({
+      hidden: app.strip.root.hidden,
+      tag: app.strip.geometry ? app.strip.geometry.tag : null,
+      log: app.strip.geometry ? app.strip.geometry.log : null,
+      points: app.strip.geometry ? app.strip.geometry.points : 0,
+      nonfinite: app.strip.geometry ? app.strip.geometry.nonfinite : [],
+      readout: app.strip.readout.textContent,
+    }),
     // The findings' marks drawn on panel `p`: marked rows, error ticks, the outlined finding.
     marks(p = 0) {
       const panel = app.card.panels[p];

@@ -56,27 +56,47 @@ export class Model {
     this.tags = {};
     this.catalog = null; // until the first reload
     this.cells = new Map();
-    this.findingsOf = new Map(); // run -> promise of its `findings` answer
+    this.perRun = new Map(); // route + run -> promise of its answer (findings, scalars)
   }
 
   // The run listing (`tags`), and the first time the server's `info`; the
-  // cell cache is kept (its keys name the run), the findings are asked again.
+  // cell cache is kept (its keys name the run), findings and scalars are asked again.
   async reload() {
     const [tags, info] = await Promise.all([getJson("tags"), this.catalog ? null : getJson("info")]);
     if (info) this.catalog = new Catalog(info);
     this.tags = tags;
-    this.findingsOf = new Map();
+    this.perRun = new Map();
   }
 
-  // The `findings` answer of `run` ({run, findings, thresholds, views}),
-  // asked once per run until the next reload (a failure: asked again).
-  findings(run) {
-    if (!this.findingsOf.has(run)) {
-      const answer = getJson("findings", { run });
-      answer.catch(() => this.findingsOf.get(run) === answer && this.findingsOf.delete(run));
-      this.findingsOf.set(run, answer);
+  // `route`'s answer for `run` (decoded by `decode`), asked once per run
+  // until the next reload; a failure is asked again next time.
+  _perRun(route, run, decode = (x) => x) {
+    const key = route + "\u0000" + run;
+    if (!this.perRun.has(key)) {
+      const answer = getJson(route, { run }).then(decode);
+      answer.catch(() => this.perRun.get(key) === answer && this.perRun.delete(key));
+      this.perRun.set(key, answer);
     }
-    return this.findingsOf.get(run);
+    return this.perRun.get(key);
+  }
+
+  // The `findings` answer of `run` ({run, findings, thresholds, views}).
+  findings(run) {
+    return this._perRun("findings", run);
+  }
+
+  // The run's ordinary scalars: `{tag: {steps, values}}`, values a
+  // Float64Array (NaN / +-Infinity where the value is not finite).
+  scalars(run) {
+    return this._perRun("scalars", run, (answer) => {
+      const out = {};
+      for (const [tag, s] of Object.entries(answer.tags || {})) {
+        const values = Float64Array.from(s.values, (v) => (v === null ? NaN : v));
+        for (const [j, kind] of s.nonfinite || []) values[j] = kind === "inf" ? Infinity : kind === "-inf" ? -Infinity : NaN;
+        out[tag] = { steps: s.steps, values };
+      }
+      return out;
+    });
   }
 
   runs() {

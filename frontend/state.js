@@ -25,6 +25,8 @@ export const DEFAULTS = Object.freeze({
   layer: "",
   step: "",
   finding: "", // the id of the finding shown (findings.js findingId)
+  scalar: "", // the scalar tag on the strip ("": stepsize/loss or the first)
+  scalar_scale: "linear",
 });
 
 // Keys whose value must be one of a few; anything else in a URL is ignored.
@@ -33,6 +35,7 @@ const CHOICES = {
   cmap: SEQUENTIAL,
   range: ["auto", "fixed"],
   compare: ["off", "side", "ratio"],
+  scalar_scale: ["linear", "log"],
 };
 
 // The known keys of `entries` (`[key, value]` pairs) with valid string

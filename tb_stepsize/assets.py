@@ -31,6 +31,7 @@ STATIC_FILES = {
     "findings.js": "text/javascript",
     "findingspanel.js": "text/javascript",
     "marks.js": "text/javascript",
+    "strip.js": "text/javascript",
     "hooks.js": "text/javascript",
     "colormaps.js": "text/javascript",
     "style.css": "text/css",

@@ -54,6 +54,12 @@ parameter, 404 for an unknown run/metric/stat/layer):
   most severe first; `thresholds` the `findings.Thresholds` used; `views`
   the heatmap that shows each kind (`findings.VIEWS`).  Cached per run
   signature like `heatmap`: computed again once TensorBoard has loaded new data.
+* `scalars?run` -> `{"run", "tags": {tag: {"steps", "values",
+  "nonfinite"}}}`: the run's ordinary TensorBoard scalars (`scalars`: the
+  loss, the learning rate...; at most `scalars.MAX_TAGS` tags), values null
+  where not finite, `nonfinite` listing `[j, "nan" | "inf" | "-inf"]`.
+  `tags` is empty for a run without scalars; 404 for a run without
+  step-size data.  Cached per run signature like `heatmap`.
 * `histogram_steps?run&layer&metric` -> `{"run", "layer", "metric",
   "steps"}`: the steps that have a histogram of this layer (drill-down).
 * `histogram?run&layer&metric&step` -> `{"step", "bins"}`: the histogram
@@ -72,7 +78,7 @@ from tensorboard import plugin_util
 from tensorboard.backend import http_util
 from tensorboard.plugins import base_plugin
 
-from tb_stepsize import assets, metadata, pooling, reader, responses, runstore
+from tb_stepsize import assets, metadata, pooling, reader, responses, runstore, scalars
 from tb_stepsize.encoding import gzip_json
 
 logger = logging.getLogger(__name__)
@@ -201,6 +207,7 @@ class StepSizePlugin(base_plugin.TBPlugin):
                 "/layer": self._layer_route,
                 "/cell": self._cell_route,
                 "/findings": self._findings_route,
+                "/scalars": self._scalars_route,
                 "/histogram_steps": self._histogram_steps_route,
                 "/histogram": self._histogram_route,
             }
@@ -301,6 +308,17 @@ class StepSizePlugin(base_plugin.TBPlugin):
         run = _param(request, "run")
         scope, data = self._run(request, run)
         return _Body(self._store.response(scope, ("findings",), lambda: gzip_json(responses.findings(run, data))))
+
+    @_route
+    def _scalars_route(self, request):
+        run = _param(request, "run")
+        scope, _ = self._run(request, run)
+        ctx = plugin_util.context(request.environ)
+
+        def make():
+            return gzip_json(responses.scalars(run, scalars.read(self._provider, ctx, scope.experiment, run)))
+
+        return _Body(self._store.response(scope, ("scalars",), make))
 
     @_route
     def _histogram_steps_route(self, request):

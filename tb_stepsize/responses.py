@@ -99,6 +99,16 @@ def findings(run, data):
     }
 
 
+def scalars(run, series):
+    """The run's scalar series (`scalars.read`): per tag its steps and values
+    (null for a non-finite value, listed in `nonfinite` as `[j, kind]`)."""
+    tags = {}
+    for tag, (steps, values) in series.items():
+        cells, nonfinite = encode_grid(values, np.ones(values.shape, bool))
+        tags[tag] = {"steps": steps.tolist(), "values": cells, "nonfinite": nonfinite}
+    return {"run": run, "tags": tags}
+
+
 def histogram_steps(run, layer, metric, steps):
     return {"run": run, "layer": layer, "metric": metric, "steps": steps.tolist()}
 

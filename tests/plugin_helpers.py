@@ -109,23 +109,35 @@ def write_raw_tag(run_dir, tag, content, array, step=1):
     writer.close()
 
 
-def write_scalar_only_run(run_dir):
-    """A run holding only another plugin's data (a scalar)."""
+def write_scalars(run_dir, series):
+    """Ordinary TensorBoard scalars: `series` is `{tag: [(step, value), ...]}`."""
     from tensorboard.compat.proto import event_pb2, summary_pb2
     from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
     writer = EventFileWriter(run_dir)
-    for step in range(3):
-        writer.add_event(
-            event_pb2.Event(
-                wall_time=1.0 + step,
-                step=step,
-                summary=summary_pb2.Summary(
-                    value=[summary_pb2.Summary.Value(tag="loss", simple_value=1.0 / (step + 1))]
-                ),
+    for tag, points in series.items():
+        for step, value in points:
+            writer.add_event(
+                event_pb2.Event(
+                    wall_time=1.0 + step,
+                    step=step,
+                    summary=summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, simple_value=value)]),
+                )
             )
-        )
     writer.close()
+
+
+# What `write_scalars` writes beside the synthetic run in the scalar tests:
+# a loss with a NaN and the learning rate at every other step.
+SCALARS = {
+    "stepsize/loss": [(s, 1.0 / s if s != 7 else math.nan) for s in range(1, 13)],
+    "stepsize/learning_rate": [(s, 1e-3) for s in range(1, 13, 2)],
+}
+
+
+def write_scalar_only_run(run_dir):
+    """A run holding only another plugin's data (a scalar)."""
+    write_scalars(run_dir, {"loss": [(step, 1.0 / (step + 1)) for step in range(3)]})
 
 
 def make_provider(logdir):

@@ -9,7 +9,7 @@ import struct
 from urllib.parse import urlencode
 
 BASE = "/data/plugin/stepsize"
-DATA_ROUTES = ("info", "tags", "heatmap", "layer", "cell", "findings", "histogram_steps", "histogram")
+DATA_ROUTES = ("info", "tags", "heatmap", "layer", "cell", "findings", "scalars", "histogram_steps", "histogram")
 
 
 def record_spans(data):
@@ -52,6 +52,7 @@ def route_urls(tags):
     urls = [f"{BASE}/tags", f"{BASE}/info"]
     for run, entry in tags.items():
         urls.append(f"{BASE}/findings?" + urlencode(dict(run=run)))
+        urls.append(f"{BASE}/scalars?" + urlencode(dict(run=run)))
         for metric in entry.get("metrics", []):
             stats = entry["stats"].get(metric, [])
             for stat in stats[:1] + stats[-1:]:

@@ -45,6 +45,7 @@ SCRIPT = textwrap.dedent(
                 "/histogram_steps?run=run1&metric=step&layer=dense/bias",
                 "/histogram?run=run1&metric=step&layer=dense/bias&step=2",
                 "/findings?run=run1",
+                "/scalars?run=run1",
                 "/info"):
         assert client.get(base + url).status_code == 200, url
     found = json.loads(client.get(base + "/findings?run=run1").get_data())

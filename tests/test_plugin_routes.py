@@ -170,6 +170,28 @@ def test_findings_views_name_recorded_statistics():
         assert stat in metadata.stats_for(metric), kind
 
 
+# ------------------------------------------------------------------ scalars
+
+
+def test_scalars_route(tmp_path):
+    """The run's ordinary scalars as written (NaN as null + nonfinite); none for a run without."""
+    h.write_synthetic_run(str(tmp_path / "run1"))
+    h.write_scalars(str(tmp_path / "run1"), h.SCALARS)
+    h.write_synthetic_run(str(tmp_path / "bare"))
+    client, _, _ = h.make_app(str(tmp_path))
+    out = get_json(client, f"{BASE}/scalars?run=run1")
+    assert out["run"] == "run1" and sorted(out["tags"]) == sorted(h.SCALARS)
+    for tag, points in h.SCALARS.items():
+        got = out["tags"][tag]
+        assert got["steps"] == [s for s, _ in points]
+        want = [float(np.float32(v)) for _, v in points]  # stored as float32
+        assert got["values"] == [None if np.isnan(v) else v for v in want]
+        assert got["nonfinite"] == [[j, "nan"] for j, v in enumerate(want) if np.isnan(v)]
+    assert get_json(client, f"{BASE}/scalars?run=bare") == {"run": "bare", "tags": {}}
+    assert "error" in get_json(client, f"{BASE}/scalars?run=nope", code=404)
+    assert "error" in get_json(client, f"{BASE}/scalars", code=400)
+
+
 # ------------------------------------------------------------------ info
 
 

@@ -55,6 +55,7 @@ VALID = {
     "cell": {"run": "run1", "layer": "dense/bias", "metric": "step", "first": "2", "last": "5"},
     "histogram_steps": {"run": "run1", "layer": "dense/bias", "metric": "step"},
     "findings": {"run": "run1"},
+    "scalars": {"run": "run1"},
     "histogram": {"run": "run1", "layer": "dense/bias", "metric": "step", "step": "3"},
 }
 STRING_PARAMS = {
@@ -63,6 +64,7 @@ STRING_PARAMS = {
     "cell": ["run", "layer", "metric", "first", "last"],
     "histogram_steps": ["run", "layer", "metric"],
     "findings": ["run"],
+    "scalars": ["run"],
     "histogram": ["run", "layer", "metric", "step"],
 }
 NUMBER_PARAMS = ("max_steps", "step", "first", "last")
@@ -176,6 +178,8 @@ def test_unicode_names_are_plain_lookups(sandbox, route):
     elif route == "findings":  # layer names come back as the same plain strings
         names = {l["path"] for l in h.LAYERS_B}
         assert out["findings"] and all(set(f["layers"]) <= names for f in out["findings"])
+    elif route == "scalars":
+        assert out["run"] == "run1"
     elif route != "histogram":
         assert out["layer"] == odd
 

@@ -144,6 +144,7 @@ def logdir(tmp_path_factory):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     h.write_synthetic_run(str(logs / "live"), steps_a=range(1, 6), steps_b=())
+    h.write_scalars(str(logs / "live"), h.SCALARS)
     h.write_scalar_only_run(str(logs / "scalars"))
     return str(logs)
 
@@ -281,6 +282,15 @@ def test_findings_equal_load(server, expected, logdir):
         assert out["findings"] == [f.to_dict() for f in data.findings()], run
         assert set(out) == {"run", "findings", "thresholds", "views"}
     assert any(f["kind"] == "nonfinite" for f in out["findings"])  # the synthetic live run's NaN/Inf cells
+
+
+def test_scalars_as_written(server):
+    out = server.json(BASE + "/scalars?run=live")
+    assert sorted(out["tags"]) == sorted(h.SCALARS)
+    loss = out["tags"]["stepsize/loss"]
+    assert loss["steps"] == list(range(1, 13)) and loss["values"][6] is None and loss["nonfinite"] == [[6, "nan"]]
+    assert loss["values"][0] == 1.0 and out["tags"]["stepsize/learning_rate"]["steps"] == list(range(1, 13, 2))
+    assert server.json(BASE + "/scalars?run=train")["tags"] == {}
 
 
 def test_errors_are_json(server):

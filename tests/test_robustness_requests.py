@@ -22,7 +22,7 @@ from tb_stepsize import plugin as plugin_mod
 
 BASE = rh.BASE
 SENTINEL = h.SENTINEL
-ROUTES = ["tags", "heatmap", "layer", "cell", "findings", "histogram_steps", "histogram", "info"]
+ROUTES = ["tags", "heatmap", "layer", "cell", "findings", "scalars", "histogram_steps", "histogram", "info"]
 PARAMS = ["run", "metric", "stat", "layer", "step", "max_steps", "first", "last"]
 VALID = {
     "run": ["run1"],
@@ -83,6 +83,9 @@ def check_consistent(route, out, query):
         return
     if route == "info":
         assert out["format_version"] == 2 and out["metrics"]
+        return
+    if route == "scalars":
+        assert out["run"] == "run1" and all(len(t["steps"]) == len(t["values"]) for t in out["tags"].values())
         return
     if route == "findings":
         assert out["run"] == "run1" and set(out) == {"run", "findings", "thresholds", "views"}

@@ -11,12 +11,18 @@ Four layers x 40 logged steps, Adam metrics; every healthy layer moves by
 * `STUCK_RUN` (bfloat16 weights): no element of any layer moves although
   the optimizer's intended step is ~1e-4 -> one whole-run `no_update` error.
 * `HEALTHY_RUN`: nothing wrong -> no findings.
+
+`FROZEN_RUN` also has ordinary TensorBoard scalars (`SCALARS`, for the
+scalar strip): a falling loss that is NaN at `NAN_STEP` and a constant
+learning rate; the other runs have none.
 """
 
+import math
 import os
 
 import numpy as np
 
+import plugin_helpers
 from tb_stepsize import metadata
 from tb_stepsize.summary import StepWriter
 
@@ -30,6 +36,10 @@ STEPS = list(range(1, 41))
 FROZEN_RUN, STUCK_RUN, HEALTHY_RUN = "frozen_and_nan", "stuck_bfloat16", "healthy"
 FROZEN_LAYER, FROZEN_FROM = "model/dense/kernel", 15
 NAN_LAYER, NAN_STEP = LAYERS[2]["path"], 25  # markup in its name: shown as text
+SCALARS = {
+    "stepsize/loss": [(s, math.nan if s == 25 else 2.0 / s) for s in range(1, 41)],
+    "stepsize/learning_rate": [(s, 1e-3) for s in range(1, 41)],
+}
 METRICS = ["step", "intended_step", "update_ratio", "lost_fraction", "second_moment_rms"]
 FACTORS = {"min": 0.01, "p01": 0.05, "p05": 0.2, "p25": 0.5, "p50": 1.0, "p75": 2.0, "p95": 5.0, "p99": 8.0, "max": 20.0, "mean": 1.3, "rms": 2.0}
 _COL = {s: i for i, s in enumerate(metadata.ELEMENT_STATS)}
@@ -84,6 +94,7 @@ def _stuck(step, stats):
 
 def write_logdir(logdir):
     _write(os.path.join(logdir, FROZEN_RUN), "float32", _frozen_and_nan)
+    plugin_helpers.write_scalars(os.path.join(logdir, FROZEN_RUN), SCALARS)
     _write(os.path.join(logdir, STUCK_RUN), "bfloat16", _stuck)
     _write(os.path.join(logdir, HEALTHY_RUN), "float32", lambda step, stats: None)
     return logdir
