@@ -3,8 +3,9 @@
     .venv/bin/python bench/bench_browser.py [--layers 20,200,1000] [--columns 2000]
 
 Serves the installed package's static files with synthetic `info`, `tags`,
-`heatmap`, `cell`, `layer`, `histogram_steps` and `findings` (a few, so
-the heatmap draws its row markers and error ticks) responses (no TensorBoard:
+`heatmap`, `cell`, `layer`, `histogram_steps`, `findings` (a few, so
+the heatmap draws its row markers and error ticks) and `scalars` (a loss at
+every step, for the strip above the heatmap) responses (no TensorBoard:
 this measures the page, not the backend), opens the dashboard once per size in Chromium and prints,
 measured with performance.now() in the page:
 
@@ -178,6 +179,10 @@ def serve(static_dir, sizes, n_cols):
                 return self.send(json.dumps(body).encode(), "application/json")
             if name == "findings":
                 return self.send(json.dumps(make_findings(q["run"], runs[q["run"]], n_cols)).encode(), "application/json")
+            if name == "scalars":
+                loss = [round(2.0 / (1 + 0.01 * s), 6) for s in range(n_cols)]
+                body = {"run": q["run"], "tags": {"stepsize/loss": {"steps": list(range(n_cols)), "values": loss, "nonfinite": []}}}
+                return self.send(json.dumps(body).encode(), "application/json")
             if name == "layer":
                 body = make_layer(q["run"], q["layer"], n_cols, int(q.get("max_steps", n_cols)))
                 return self.send(json.dumps(body).encode(), "application/json")
