@@ -1,5 +1,5 @@
 // The heatmap's axes: the step (or wall-time) axis under the cells and the
-// layer paths shortened to fit the label column.
+// layer paths shortened to fit the label column (in full when hovered).
 
 import { formatDuration } from "./format.js";
 
@@ -108,4 +108,21 @@ export function shortenPath(ctx, path, maxWidth) {
     if (ctx.measureText(candidate).width <= maxWidth) return candidate;
   }
   return "\u2026";
+}
+
+// The full `path` of a hovered row over the label column, when its label
+// is shortened (or not every row is labelled: `at.always`), on a
+// background box.  `at`: {x0 (the label column's right end), y (the row's
+// centre), width (the panel's)}; the font is set by the caller.
+export function drawFullPath(ctx, path, at, th) {
+  const { x0, y, width } = at;
+  const w = ctx.measureText(path).width;
+  if (w <= x0 - 10 && !at.always) return;
+  ctx.fillStyle = th.bg;
+  const boxW = Math.min(w + 8, width);
+  ctx.fillRect(Math.max(0, x0 - 4 - boxW), y - 8, boxW + 2, 16);
+  ctx.fillStyle = th.text;
+  ctx.textBaseline = "middle";
+  ctx.textAlign = w + 8 > x0 ? "left" : "right";
+  ctx.fillText(path, w + 8 > x0 ? 2 : x0 - 6, y);
 }

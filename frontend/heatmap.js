@@ -4,8 +4,8 @@
 
 import { packedLut } from "./colormaps.js";
 import { drawHatch, theme } from "./canvas.js";
-import { drawStepAxis, shortenPath } from "./axis.js";
-import { MARKER_W, drawErrorTicks, drawHighlight, drawRowMarkers } from "./marks.js";
+import { drawFullPath, drawStepAxis, shortenPath } from "./axis.js";
+import { MARKER_W, drawErrorTicks, drawGuide, drawHighlight, drawRowMarkers } from "./marks.js";
 import { computeCodes } from "./scale.js";
 
 const LABEL_FONT_PX = 11;
@@ -32,6 +32,7 @@ export class HeatmapPanel {
     this.hover = null;
     this.selectedRow = -1;
     this.selectedCol = -1;
+    this.guide = -1;
     this.bitmap = document.createElement("canvas");
     this.onHover = onHover;
     this.onClick = onClick;
@@ -249,20 +250,17 @@ export class HeatmapPanel {
         ctx.strokeStyle = th.bg;
         ctx.strokeRect(r.x - 2.5, r.y - 2.5, Math.max(2, r.w) + 5, Math.max(2, r.h) + 5);
       }
-      // The full path of a shortened label, drawn over the label column.
-      const full = grid.layers[row];
       ctx.font = `${LABEL_FONT_PX}px ${th.font}`;
-      const w = ctx.measureText(full).width;
-      if (w > x0 - 10 || this.labelEvery > 1) {
-        ctx.fillStyle = th.bg;
-        const boxW = Math.min(w + 8, this.width);
-        ctx.fillRect(Math.max(0, x0 - 4 - boxW), y + this.rowH / 2 - 8, boxW + 2, 16);
-        ctx.fillStyle = th.text;
-        ctx.textBaseline = "middle";
-        ctx.textAlign = w + 8 > x0 ? "left" : "right";
-        ctx.fillText(full, w + 8 > x0 ? 2 : x0 - 6, y + this.rowH / 2);
-      }
+      drawFullPath(ctx, grid.layers[row], { x0, y: y + this.rowH / 2, width: this.width, always: this.labelEvery > 1 }, th);
+    } else if (this.guide >= 0 && this.guide < grid.cols) {
+      drawGuide(ctx, this.cellRect(0, this.guide), TOP_PAD, this.cellsH);
     }
+  }
+
+  // A column guide while the scalar strip above is hovered (-1: none).
+  setGuide(col) {
+    this.guide = col;
+    this.drawOverlay();
   }
 }
 

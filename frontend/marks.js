@@ -1,7 +1,7 @@
 // The findings' marks on a heatmap panel (heatmap.js calls these): a
 // severity marker at the label of each row with a finding, a tick under the
 // step axis at the onset of each error, and the selected finding's rows and
-// step range outlined.  Markers and ticks go on the cell canvas; the
+// step range outlined (and the scalar strip's hover guide).  Markers and ticks go on the cell canvas; the
 // selected finding on the overlay, so choosing one never redraws the cells.
 // Each marker has its own shape (the panel's list says it in words): the
 // colour is never the only sign.
@@ -124,4 +124,20 @@ export function drawHighlight(ctx, panel, highlight, th) {
   ctx.fillStyle = c;
   ctx.fillRect(a.x, 0, Math.max(2, b.x + b.w - a.x), 3);
   return { rows, c0, c1 };
+}
+
+// A dashed vertical guide through the centre of column rectangle `r` (a
+// `cellRect`) over the cells (`top`, `height`): where the scalar strip
+// above is hovered.
+export function drawGuide(ctx, r, top, height) {
+  const x = Math.round(r.x + r.w / 2) + 0.5;
+  ctx.save();
+  ctx.strokeStyle = "rgba(128,128,128,0.8)";
+  ctx.lineWidth = 1;
+  ctx.setLineDash([3, 3]);
+  ctx.beginPath();
+  ctx.moveTo(x, top);
+  ctx.lineTo(x, top + height);
+  ctx.stroke();
+  ctx.restore();
 }

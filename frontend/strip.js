@@ -2,8 +2,8 @@
 // scalars (the `scalars` route: the loss, the learning rate...) drawn on
 // the heatmap's own step axis, so a jump in the step sizes can be read
 // against the loss.  Hovering a heatmap cell puts a cursor on the strip at
-// that column with the scalar's value there; hovering the strip shows the
-// nearest point.  The tag (default `stepsize/loss`, else the first) and a
+// that column with the scalar's value there; hovering the strip does the
+// same and draws a guide through that column of the heatmap.  The tag (default `stepsize/loss`, else the first) and a
 // log scale are chosen in its header and kept in the URL.  A run without
 // scalars shows no strip.
 
@@ -59,7 +59,10 @@ export class ScalarStrip {
     );
     card.panelBox.before(this.root);
     this.overlay.addEventListener("mousemove", (e) => this._hover(e.offsetX));
-    this.overlay.addEventListener("mouseleave", () => this.setCursor(-1));
+    this.overlay.addEventListener("mouseleave", () => {
+      this.setCursor(-1);
+      if (this.panel) this.panel.setGuide(-1);
+    });
   }
 
   // Ask for the scalars of `run` (null: none) and draw them when they arrive.
@@ -196,8 +199,9 @@ export class ScalarStrip {
   _hover(x) {
     const grid = this.panel && this.panel.grid;
     if (!this.geometry || !grid) return;
-    const col = Math.floor(((x - this.panel.labelWidth) * grid.cols) / this.panel.cellsW);
-    this.cursorAtColumn(this.panel, Math.min(grid.cols - 1, col));
+    const col = Math.min(grid.cols - 1, Math.floor(((x - this.panel.labelWidth) * grid.cols) / this.panel.cellsW));
+    this.cursorAtColumn(this.panel, col);
+    this.panel.setGuide(col); // the same column on the heatmap
   }
 
   _choose(changes) {

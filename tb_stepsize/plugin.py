@@ -59,7 +59,7 @@ parameter, 404 for an unknown run/metric/stat/layer):
   loss, the learning rate...; at most `scalars.MAX_TAGS` tags), values null
   where not finite, `nonfinite` listing `[j, "nan" | "inf" | "-inf"]`.
   `tags` is empty for a run without scalars; 404 for a run without
-  step-size data.  Cached per run signature like `heatmap`.
+  step-size data.  Not cached (see the route).
 * `histogram_steps?run&layer&metric` -> `{"run", "layer", "metric",
   "steps"}`: the steps that have a histogram of this layer (drill-down).
 * `histogram?run&layer&metric&step` -> `{"step", "bins"}`: the histogram
@@ -313,12 +313,11 @@ class StepSizePlugin(base_plugin.TBPlugin):
     def _scalars_route(self, request):
         run = _param(request, "run")
         scope, _ = self._run(request, run)
-        ctx = plugin_util.context(request.environ)
-
-        def make():
-            return gzip_json(responses.scalars(run, scalars.read(self._provider, ctx, scope.experiment, run)))
-
-        return _Body(self._store.response(scope, ("scalars",), make))
+        # Not cached: scalars may sit in other event files than the step
+        # sizes, loaded at other times, so the run's signature does not
+        # tell when they change; the provider holds them in memory anyway.
+        series = scalars.read(self._provider, plugin_util.context(request.environ), scope.experiment, run)
+        return _Body(gzip_json(responses.scalars(run, series)))
 
     @_route
     def _histogram_steps_route(self, request):

@@ -192,6 +192,16 @@ def test_scalars_route(tmp_path):
     assert "error" in get_json(client, f"{BASE}/scalars", code=400)
 
 
+def test_scalars_written_later_are_seen(tmp_path, monkeypatch):
+    """Scalars in an event file of their own, loaded after the step sizes
+    (the run's signature unchanged): not hidden by a cache."""
+    run_dir, client, _, multiplexer = h.live_app(tmp_path, monkeypatch)
+    assert get_json(client, f"{BASE}/scalars?run=live")["tags"] == {}
+    h.write_scalars(run_dir, h.SCALARS)
+    multiplexer.Reload()
+    assert sorted(get_json(client, f"{BASE}/scalars?run=live")["tags"]) == sorted(h.SCALARS)
+
+
 # ------------------------------------------------------------------ info
 
 

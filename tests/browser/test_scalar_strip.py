@@ -20,7 +20,12 @@ def dash(browser, screenshots):
     tmp = tempfile.mkdtemp(prefix="stepsize-strip-")
     with TensorBoard(d.write_logdir(os.path.join(tmp, "logs")), os.path.join(tmp, "tensorboard.log")) as tb:
         with open_dashboard(browser, tb.url + f"/#stepsize&p.stepsize.run={d.FROZEN_RUN}") as dash:
-            dash.frame.wait_for_function("window.__stepsize.strip().points > 0", timeout=20000)
+            for _ in range(40):  # TensorBoard may load the scalars' event file after the step sizes'
+                if dash.hook("strip()")["points"]:
+                    break
+                dash.frame.locator("#ss-reload").click()
+                dash.frame.wait_for_timeout(500)
+            assert dash.hook("strip()")["points"] == 40
             yield dash
 
 
@@ -46,6 +51,17 @@ def test_heatmap_hover_moves_the_strip_cursor(dash):
     dash.frame.wait_for_function(f"window.__stepsize.strip().readout.endsWith('step {d.NAN_STEP}: NaN')")
     dash.page.mouse.move(5, 5)
     dash.frame.wait_for_function("window.__stepsize.strip().readout === ''")
+
+
+def test_strip_hover_guides_the_heatmap(dash):
+    box = dash.page.query_selector("iframe").bounding_box()
+    stage = dash.frame.locator(".ss-strip-overlay").bounding_box()
+    x = dash.js("c => window.__stepsize.cellCenter(0, 0, c).canvasX", dash.col_of(12))
+    dash.page.mouse.move(stage["x"] + x, stage["y"] + stage["height"] / 2)
+    dash.frame.wait_for_function("window.__stepsize.strip().readout.includes('step 12')")
+    assert dash.js("window.__stepsize.app.card.panels[0].guide") == dash.col_of(12)
+    dash.page.mouse.move(box["x"] + 5, box["y"] + 5)
+    dash.frame.wait_for_function("window.__stepsize.app.card.panels[0].guide === -1")
 
 
 def test_tag_and_log_scale_are_chosen_and_kept_in_the_url(dash):
