@@ -385,7 +385,6 @@ def _rms_spikes(ctx):
     t = ctx.t
     level = _recent_level(values, present, t.rms_history, t.window)
     with np.errstate(invalid="ignore"):
-        # A non-finite value is the `nonfinite` rule's, not a spike of infinite size.
         spikes = present & np.isfinite(values) & (values > t.rms_floor) & (values > t.rms_factor * level)
     hit_cols = np.nonzero(spikes.any(axis=0))[0]
     if hit_cols.size == 0:
