@@ -371,7 +371,7 @@ def _rms_spikes(ctx):
     t = ctx.t
     level = _recent_level(values, present, t.rms_history, t.window)
     with np.errstate(invalid="ignore"):
-        spikes = present & (values > t.rms_floor) & (values > t.rms_factor * level)
+        spikes = present & np.isfinite(values) & (values > t.rms_floor) & (values > t.rms_factor * level)
     hit_cols = np.nonzero(spikes.any(axis=0))[0]
     if hit_cols.size == 0:
         return []
