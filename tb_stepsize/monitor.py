@@ -8,7 +8,9 @@ when it is about to fill or `flush_secs` have passed (one host/device sync
 for many logged updates, none for unlogged ones), and `summary.StepWriter`
 writes them.
 
-Hooks (instance attributes, removed by `close()`):
+Hooks (instance attributes set by `keras_internals.Hooks`, removed by
+`close()`; the monitor checks at attach time that Keras defines them as it
+expects):
 
 * `_backend_apply_gradients`: decides once per call whether it makes an
   update that is logged: update t (`optimizer.iterations` after it, which
@@ -40,7 +42,6 @@ summaries) records; the other workers train unhooked.
 """
 
 import atexit
-import contextlib
 import os
 import re
 import tempfile
@@ -53,14 +54,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tensorflow.python.distribute.numpy_dataset import SingleDevice
-from tensorflow.python.ops.cond_v2 import indexed_case
-
-from tb_stepsize import metadata, optimizer_rules
+from tb_stepsize import keras_internals, metadata, optimizer_rules
+from tb_stepsize.keras_tf import plain_variables_on, run_if, strategy_of
 from tb_stepsize.reduction import Reducer
 from tb_stepsize.summary import StepWriter
 
-_HOOKS = ("_backend_apply_gradients", "_backend_update_step", "_apply_weight_decay", "update_step")
 _REPLICATING = (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)
 BUFFER_BYTES = 32 << 20  # default size of the device ring buffer
 MAX_CAPACITY = 64
@@ -99,39 +97,6 @@ def _recording_device(strategy):
             "(single device, MirroredStrategy and MultiWorkerMirroredStrategy are)"
         )
     return None
-
-
-def _plain_variables_on(device):
-    """A context in which new variables are plain ones on `device` (a no-op for None).
-
-    Inside a strategy's scope a `SingleDevice` passed as `colocate_with` is how
-    TensorFlow itself makes a non-mirrored variable (its numpy datasets do).
-    """
-    stack = contextlib.ExitStack()
-    if device is not None:
-        name = device.to_string()
-        stack.enter_context(tf.device(name))
-        if tf.distribute.has_strategy():
-            stack.enter_context(
-                tf.variable_creator_scope(lambda create, **kw: create(colocate_with=SingleDevice(name), **kw))
-            )
-    return stack
-
-
-def _only_if(pred, fn):
-    """Run `fn` (stateful, no result) in the graph only where `pred` is true.
-
-    `tf.cond` is lowered to a Switch op per tensor the branch captures
-    (thousands when `fn` reads every variable and slot), each run at every
-    step; this stays one function-call op whose skipped call only passes its
-    inputs on (~0.4 µs per captured tensor on CPU against ~1.2 µs).
-    """
-
-    def run():
-        fn()
-        return tf.constant(0)
-
-    indexed_case(tf.cast(pred, tf.int32), [lambda: tf.constant(0), run], lower_using_switch_merge=False)
 
 
 def _gradient_as_used(gradient, variable):
@@ -215,7 +180,7 @@ class StepSizeMonitor:
         self.host_reads = 0  # buffer pulls, a host/device sync each
         self.logged_steps = 0
         self._writer = None
-        self._installed = ()
+        self._hooks = None
         self._failed = False
         try:
             self._attach(log_dir, optimizer, variables, include, exclude, metrics, histograms, max_pending, steps_per_call)
@@ -251,21 +216,21 @@ class StepSizeMonitor:
 
     def _attach(self, log_dir, optimizer, variables, include, exclude, metrics, histograms, max_pending, steps_per_call):
         inner = getattr(optimizer, "inner_optimizer", optimizer)
-        if not isinstance(inner, keras.optimizers.Optimizer) or not all(
-            hasattr(inner, h) for h in _HOOKS
-        ):
-            raise MonitorError(
-                f"cannot decompose optimizer {type(optimizer).__name__}: "
-                "a Keras 3 optimizer (keras.optimizers.*) is needed"
-            )
-        strategy = getattr(inner, "_distribution_strategy", None) or tf.distribute.get_strategy()
+        # Before anything is created: on another backend nothing may touch log_dir.
+        problem = keras_internals.attach_problem(inner, type(optimizer).__name__)
+        if problem:
+            raise MonitorError(problem)
+        old_keras = keras_internals.old_keras_warning()
+        if old_keras:
+            warnings.warn(f"tb_stepsize: {old_keras}.", stacklevel=3)
+        strategy = strategy_of(inner)
         device = _recording_device(strategy)
         if not strategy.extended.should_save_summary:
             return  # a worker other than the chief: the chief records the run
         if variables is None:
             if not optimizer.built:
                 raise MonitorError("the optimizer is not built: pass `variables` or build it first")
-            variables = inner._trainable_variables
+            variables = keras_internals.built_variables(inner)
         variables = list(variables)
         watched = _select(variables, include, exclude)
         if not watched:
@@ -294,7 +259,7 @@ class StepSizeMonitor:
                 "update; recording `step` and `update_ratio` only.",
                 stacklevel=3,
             )
-        self._keras_vars = {inner._var_key(v): v for v in watched}
+        self._keras_vars = {keras_internals.variable_key(inner, v): v for v in watched}
         self._rows = {key: row for row, key in enumerate(self._keras_vars)}
         self.layers = [
             {"path": v.path, "shape": [int(d) for d in v.shape], "dtype": str(v.dtype)}
@@ -305,12 +270,11 @@ class StepSizeMonitor:
         self._capacity = int(max_pending or _default_capacity(watched, self._per_call))
         self._device = device
         # Under a strategy Keras' decay cannot run inside one copy's update (it
-        # merges across replicas), so `_decay` redoes it per copy; an optimizer
-        # with a decay of its own (Muon) keeps it where Keras runs it.
-        self._defers_decay = (
-            device is None or type(inner)._apply_weight_decay is keras.optimizers.Optimizer._apply_weight_decay
-        )
-        with _plain_variables_on(device):
+        # merges across replicas), so `_decay` runs Keras' per-variable decay
+        # on each copy; an optimizer with a decay of its own (Muon) keeps it
+        # where Keras runs it.
+        self._defers_decay = device is None or not keras_internals.has_own_weight_decay(inner)
+        with plain_variables_on(device):
             self._reducer = Reducer(watched, inner, rule, self._capacity, bulk=device is None, metrics=metrics)
             # Off while paused or closed: a compiled train step that still
             # carries the hooks then records nothing.
@@ -318,7 +282,7 @@ class StepSizeMonitor:
         self._own_rows = set(self._reducer.own_rows)  # recorded in their own update_step
         self.metrics = self._reducer.metrics
 
-        self._calls_host = int(inner._iterations.numpy())  # predicted calls, for pulls
+        self._calls_host = int(keras_internals.apply_calls(inner).numpy())  # predicted calls, for pulls
         self._seen = 0
         self._pending = 0  # logged updates (predicted) not pulled yet
         self._unflushed = False
@@ -330,22 +294,22 @@ class StepSizeMonitor:
         self.enabled = True
 
     def _install(self):
-        opt = self._optimizer
-        originals = {name: getattr(opt, name) for name in _HOOKS}
-        self._originals = originals
-        opt._backend_apply_gradients = self._hook_apply_gradients
-        opt._backend_update_step = self._hook_update_all
-        opt._apply_weight_decay = self._hook_weight_decay
-        opt.update_step = self._hook_update_step
-        self._installed = _HOOKS
+        self._hooks = keras_internals.Hooks(
+            self._optimizer,
+            apply_gradients=self._hook_apply_gradients,
+            update_all=self._hook_update_all,
+            weight_decay=self._hook_weight_decay,
+            update_step=self._hook_update_step,
+        )
+        self._originals = self._hooks.original
         # Replicas trace `apply` concurrently, one thread each: each has its own trace.
         self._local = threading.local()
         self._recording = None  # replica 0's trace while it runs `apply`
 
     def _uninstall(self):
-        for name in self._installed:
-            self._optimizer.__dict__.pop(name, None)
-        self._installed = ()
+        hooks, self._hooks = self._hooks, None
+        if hooks is not None:
+            hooks.remove()
 
     def _trace(self):
         """The trace of the `apply` this thread runs, else replica 0's.
@@ -372,7 +336,7 @@ class StepSizeMonitor:
         if trace.log is not None:
             self._recording = trace
         try:
-            self._originals["_backend_apply_gradients"](grads, trainable_variables)
+            self._originals["apply_gradients"](grads, trainable_variables)
         finally:
             self._local.trace = None
             if trace.log is not None:
@@ -385,24 +349,24 @@ class StepSizeMonitor:
             return
         # Keras counts calls in `_iterations` and updates in `iterations`
         # (calls // gradient_accumulation_steps); t is the update this call makes.
-        calls = tf.cast(self._optimizer._iterations, tf.int64) + 1
+        calls = tf.cast(keras_internals.apply_calls(self._optimizer), tf.int64) + 1
         k = self._accumulation
         t = calls // k
         log = self._active & tf.equal(calls % k, 0) & tf.equal((t - 1) % self.every_n_steps, 0)
         reducer = self._reducer
         slot = tf.cast(reducer.count % self._capacity, tf.int32)  # the host reads slots in count order
 
-        _only_if(log, lambda: reducer.begin(slot))
+        run_if(log, lambda: reducer.begin(slot))
         self._run_apply(_Trace(log, slot, t), grads, trainable_variables)
 
     def _hook_update_all(self, grads, trainable_variables, learning_rate):
-        self._originals["_backend_update_step"](grads, trainable_variables, learning_rate)
+        self._originals["update_all"](grads, trainable_variables, learning_rate)
         trace = self._trace()
         if trace is None or trace.log is None:
             return
         small = {}  # gradients of the variables reduced in bulk, by row
         for g, v in zip(grads, trainable_variables):
-            row = self._rows.get(self._optimizer._var_key(v))
+            row = self._rows.get(keras_internals.variable_key(self._optimizer, v))
             if row is not None and row not in self._own_rows:
                 small[row] = _gradient_as_used(g, v)
 
@@ -410,37 +374,34 @@ class StepSizeMonitor:
             with tf.control_dependencies(trace.chain):
                 self._reducer.end(trace.slot, trace.t, learning_rate, small)
 
-        _only_if(trace.log, end)
+        run_if(trace.log, end)
 
     def _hook_weight_decay(self, variables):
         trace = self._trace()
         opt = self._optimizer
         if trace is None or opt.weight_decay is None or not self._defers_decay:
-            return self._originals["_apply_weight_decay"](variables)
+            return self._originals["weight_decay"](variables)
         others = []
         for v in variables:
-            key = opt._var_key(v)
+            key = keras_internals.variable_key(opt, v)
             if self._rows.get(key) in self._own_rows:
                 trace.deferred_decay[key] = v
             else:
                 others.append(v)
         if others:
-            self._originals["_apply_weight_decay"](others)
+            self._originals["weight_decay"](others)
 
     def _decay(self, variable, decayed):
         """Apply the weight decay deferred for `decayed`; `variable` is the copy being updated."""
         if self._device is None:
-            self._originals["_apply_weight_decay"]([decayed])
-            return
-        opt = self._optimizer  # as Keras' TF optimizer decays each copy
-        if opt._use_weight_decay(variable):
-            wd, lr = (tf.cast(x, variable.dtype) for x in (opt.weight_decay, opt.learning_rate))
-            variable.assign_sub(variable * wd * lr)
+            self._originals["weight_decay"]([decayed])
+        else:  # one copy under a strategy: Keras' decay of that one variable
+            keras_internals.decay_one(self._optimizer, variable)
 
     def _hook_update_step(self, gradient, variable, learning_rate):
         opt = self._optimizer
         trace = self._trace()
-        key = opt._var_key(variable)
+        key = keras_internals.variable_key(opt, variable)
         row = self._rows.get(key)
         if trace is None or row not in self._own_rows:
             return self._originals["update_step"](gradient, variable, learning_rate)
@@ -465,7 +426,7 @@ class StepSizeMonitor:
             after = variable.read_value()
             grad = _gradient_as_used(gradient, variable)
             decay = None
-            if decayed is not None and opt._use_weight_decay(decayed):
+            if decayed is not None and keras_internals.decays(opt, decayed):
                 decay = tf.cast(opt.weight_decay, tf.float32) * tf.cast(learning_rate, tf.float32)
             self._reducer.record(row, trace.slot, before, after, grad, variable, learning_rate, decay)
             return tf.constant(0)
@@ -553,7 +514,7 @@ class StepSizeMonitor:
     def resume(self):
         """Record again (e.g. the next `fit` with the same compiled step)."""
         if self.enabled and self._paused:
-            self._calls_host = int(self._optimizer._iterations.numpy())
+            self._calls_host = int(keras_internals.apply_calls(self._optimizer).numpy())
             self._active.assign(True)
             self._paused = False
 
