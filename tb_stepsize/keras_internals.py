@@ -18,7 +18,11 @@ import inspect
 import re
 
 import keras
-from keras.src.optimizers.base_optimizer import BaseOptimizer
+
+try:  # base_optimizer.py (3.12-3.15): the backend-independent optimizer
+    from keras.src.optimizers.base_optimizer import BaseOptimizer
+except ImportError as e:  # moved in a later Keras: `attach_problem` says so
+    BaseOptimizer, _IMPORT_ERROR = None, e
 
 MIN_KERAS = (3, 12)  # the oldest Keras the capture tests pass on
 SUPPORTED_BACKENDS = ("tensorflow",)
@@ -74,6 +78,8 @@ def attach_problem(optimizer, name=None):
     name = name or type(optimizer).__name__
     if not isinstance(optimizer, keras.optimizers.Optimizer):
         return f"cannot decompose optimizer {name}: a Keras 3 optimizer (keras.optimizers.*) is needed"
+    if BaseOptimizer is None:
+        return f"Keras {keras_version()}: {_IMPORT_ERROR}"
     for method, expected in HOOKED_METHODS.values():
         problem = _signature_problem(optimizer, method, expected)
         if problem:

@@ -13,13 +13,25 @@ import contextlib
 
 import tensorflow as tf
 
-# tensorflow/python/ops/cond_v2.py (TF 2.19-2.21): the N-way conditional
-# behind `tf.switch_case`, whose public wrapper always lowers it.
-from tensorflow.python.ops.cond_v2 import indexed_case
+try:
+    # tensorflow/python/ops/cond_v2.py (TF 2.19-2.21): the N-way conditional
+    # behind `tf.switch_case`, whose public wrapper always lowers it.
+    from tensorflow.python.ops.cond_v2 import indexed_case
 
-# tensorflow/python/distribute/numpy_dataset.py (TF 2.19-2.21): what TF's own
-# numpy datasets pass as `colocate_with` for a variable on one device.
-from tensorflow.python.distribute.numpy_dataset import SingleDevice
+    # tensorflow/python/distribute/numpy_dataset.py (TF 2.19-2.21): what TF's
+    # own numpy datasets pass as `colocate_with` for a variable on one device.
+    from tensorflow.python.distribute.numpy_dataset import SingleDevice
+
+    _IMPORT_ERROR = None
+except ImportError as e:  # moved in a later TensorFlow: `attach_problem` says so
+    _IMPORT_ERROR = e
+
+
+def attach_problem():
+    """Why the monitor cannot run on this TensorFlow, or None (checked before it creates anything)."""
+    if _IMPORT_ERROR is not None:
+        return f"TensorFlow {tf.__version__}: {_IMPORT_ERROR} (tb_stepsize is tested with TensorFlow 2.19 to 2.21)"
+    return None
 
 
 def strategy_of(optimizer):

@@ -54,8 +54,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tb_stepsize import keras_internals, metadata, optimizer_rules
-from tb_stepsize.keras_tf import plain_variables_on, run_if, strategy_of
+from tb_stepsize import keras_internals, keras_tf, metadata, optimizer_rules
 from tb_stepsize.reduction import Reducer
 from tb_stepsize.summary import StepWriter
 
@@ -217,13 +216,13 @@ class StepSizeMonitor:
     def _attach(self, log_dir, optimizer, variables, include, exclude, metrics, histograms, max_pending, steps_per_call):
         inner = getattr(optimizer, "inner_optimizer", optimizer)
         # Before anything is created: on another backend nothing may touch log_dir.
-        problem = keras_internals.attach_problem(inner, type(optimizer).__name__)
+        problem = keras_internals.attach_problem(inner, type(optimizer).__name__) or keras_tf.attach_problem()
         if problem:
             raise MonitorError(problem)
         old_keras = keras_internals.old_keras_warning()
         if old_keras:
             warnings.warn(f"tb_stepsize: {old_keras}.", stacklevel=3)
-        strategy = strategy_of(inner)
+        strategy = keras_tf.strategy_of(inner)
         device = _recording_device(strategy)
         if not strategy.extended.should_save_summary:
             return  # a worker other than the chief: the chief records the run
@@ -274,7 +273,7 @@ class StepSizeMonitor:
         # on each copy; an optimizer with a decay of its own (Muon) keeps it
         # where Keras runs it.
         self._defers_decay = device is None or not keras_internals.has_own_weight_decay(inner)
-        with plain_variables_on(device):
+        with keras_tf.plain_variables_on(device):
             self._reducer = Reducer(watched, inner, rule, self._capacity, bulk=device is None, metrics=metrics)
             # Off while paused or closed: a compiled train step that still
             # carries the hooks then records nothing.
@@ -356,7 +355,7 @@ class StepSizeMonitor:
         reducer = self._reducer
         slot = tf.cast(reducer.count % self._capacity, tf.int32)  # the host reads slots in count order
 
-        run_if(log, lambda: reducer.begin(slot))
+        keras_tf.run_if(log, lambda: reducer.begin(slot))
         self._run_apply(_Trace(log, slot, t), grads, trainable_variables)
 
     def _hook_update_all(self, grads, trainable_variables, learning_rate):
@@ -374,7 +373,7 @@ class StepSizeMonitor:
             with tf.control_dependencies(trace.chain):
                 self._reducer.end(trace.slot, trace.t, learning_rate, small)
 
-        run_if(trace.log, end)
+        keras_tf.run_if(trace.log, end)
 
     def _hook_weight_decay(self, variables):
         trace = self._trace()

@@ -1,4 +1,4 @@
-"""The Keras boundary (`keras_internals`): the checks the monitor runs before
+"""The Keras boundary (`keras_internals`, `keras_tf`): the checks the monitor runs before
 it creates anything, the hooks, and Keras' own weight decay on one variable.
 
 On a Keras backend other than TensorFlow, below the oldest supported Keras,
@@ -25,7 +25,7 @@ tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
 import tb_stepsize  # noqa: E402
-from tb_stepsize import keras_internals  # noqa: E402
+from tb_stepsize import keras_internals, keras_tf  # noqa: E402
 
 X = np.random.default_rng(0).standard_normal((32, 4)).astype("float32")
 Y = np.random.default_rng(1).standard_normal((32, 2)).astype("float32")
@@ -190,6 +190,22 @@ def test_keras_own_optimizers_pass_the_signature_check():
                 keras.optimizers.Adamax, keras.optimizers.RMSprop, keras.optimizers.Adadelta, keras.optimizers.Lion,
                 RenamedUpdateStep):
         assert keras_internals.attach_problem(cls()) is None, cls
+
+
+def test_private_names_missing_at_import_are_named_at_attach(tmp_path, monkeypatch):
+    """A later Keras or TensorFlow that moved a private module: one clear message, not an ImportError."""
+    monkeypatch.setattr(keras_internals, "BaseOptimizer", None)
+    monkeypatch.setattr(keras_internals, "_IMPORT_ERROR", ImportError("No module named 'keras.src.optimizers.base_optimizer'"), raising=False)
+    assert keras_internals.attach_problem(keras.optimizers.Adam()) == (
+        f"Keras {keras.__version__}: No module named 'keras.src.optimizers.base_optimizer'"
+    )
+    monkeypatch.undo()
+    monkeypatch.setattr(keras_tf, "_IMPORT_ERROR", ImportError("cannot import name 'indexed_case'"))
+    log_dir = tmp_path / "run"
+    with pytest.raises(tb_stepsize.MonitorError, match=f"TensorFlow {tf.__version__}: cannot import name 'indexed_case'"):
+        fit(log_dir, on_error="raise")
+    assert not log_dir.exists()
+    assert keras_tf.attach_problem().endswith("(tb_stepsize is tested with TensorFlow 2.19 to 2.21)")
 
 
 def test_not_a_keras_optimizer_is_named():
