@@ -33,8 +33,7 @@ setup(
     description="TensorBoard plugin and Keras callback showing the step every layer's optimizer applies",
     packages=["tb_stepsize"],
     python_requires=">=3.11",
-    install_requires=["tensorboard>=2.21,<2.22", "numpy>=1.26", "werkzeug>=3.0"],
-    extras_require={"train": ["tensorflow-cpu==2.21.0", "keras==3.15.1"]},
+    install_requires=["tensorboard>=2.19", "numpy>=1.26", "werkzeug>=1.0.1"],
     entry_points={"tensorboard_plugins": ["stepsize = tb_stepsize.plugin_loader:StepSizeLoader"]},
     cmdclass={"build_py": BuildWithFrontend},
 )

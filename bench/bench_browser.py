@@ -2,9 +2,9 @@
 
     .venv/bin/python bench/bench_browser.py [--layers 20,200,1000] [--columns 2000]
 
-Serves the installed package's static files with synthetic `tags`,
-`heatmap` and `layer` responses (no TensorBoard: this measures the page,
-not the backend), opens the dashboard once per size in Chromium and prints,
+Serves the installed package's static files with synthetic `info`, `tags`,
+`heatmap`, `cell`, `layer` and `histogram_steps` responses (no TensorBoard:
+this measures the page, not the backend), opens the dashboard once per size in Chromium and prints,
 measured with performance.now() in the page:
 
 * first heatmap: from the heatmap JSON having arrived (parsed) to the
@@ -31,7 +31,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "browser"))
 
 from browser_helpers import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
-STATS = ["min", "p01", "p05", "p25", "p50", "p75", "p95", "p99", "max", "mean", "rms", "zero_fraction", "nonfinite"]
+from tb_stepsize import metadata  # noqa: E402
+
+STATS = list(metadata.ELEMENT_STATS)
+FACTORS = [0.01, 0.05, 0.2, 0.5, 1, 2, 5, 8, 20, 1.3, 2, 0.0, 0.0]  # of each statistic to 1e-4
 PAGE = b"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"></head><body>
 <script type="module">import("./index.js").then((m) => m.render());</script>
@@ -70,14 +73,12 @@ def make_heatmap(run, n_layers, n_cols, max_steps):
         "values": cells,
         "nonfinite": nonfinite,
         "pooling": "mean",
-        "range": {"min_positive": float(values.min()), "max": float(values.max())},
     }
 
 
 def make_layer(run, layer, n_cols, max_steps):
     group = 1 if max_steps >= n_cols else math.ceil(n_cols / max_steps)
     steps = list(range(0, n_cols, group))
-    factors = [0.01, 0.05, 0.2, 0.5, 1, 2, 5, 8, 20, 1.3, 2, 0.0, 0.0]
     return {
         "run": run,
         "layer": layer,
@@ -85,9 +86,21 @@ def make_layer(run, layer, n_cols, max_steps):
         "stats": STATS,
         "steps": steps,
         "step_ends": [min(s + group - 1, n_cols - 1) for s in steps],
-        "values": [[1e-4 * f for f in factors] for _ in steps],
+        "values": [[1e-4 * f for f in FACTORS] for _ in steps],
         "nonfinite": [],
-        "histogram_steps": [],
+    }
+
+
+def make_cell(run, layer, first, last):
+    return {
+        "run": run,
+        "layer": layer,
+        "metric": "step",
+        "first": first,
+        "last": last,
+        "stats": STATS,
+        "values": [1e-4 * f for f in FACTORS],
+        "nonfinite": [],
     }
 
 
@@ -138,6 +151,14 @@ def serve(static_dir, sizes, n_cols):
                 if key not in cache:
                     cache[key] = json.dumps(make_heatmap(q["run"], runs[q["run"]], n_cols, key[1])).encode()
                 return self.send(cache[key], "application/json")
+            if name == "info":
+                return self.send(json.dumps(metadata.describe()).encode(), "application/json")
+            if name == "cell":
+                body = make_cell(q["run"], q["layer"], int(q["first"]), int(q["last"]))
+                return self.send(json.dumps(body).encode(), "application/json")
+            if name == "histogram_steps":
+                body = {"run": q["run"], "layer": q["layer"], "metric": q["metric"], "steps": []}
+                return self.send(json.dumps(body).encode(), "application/json")
             if name == "layer":
                 body = make_layer(q["run"], q["layer"], n_cols, int(q.get("max_steps", n_cols)))
                 return self.send(json.dumps(body).encode(), "application/json")

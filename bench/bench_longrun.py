@@ -9,11 +9,11 @@
    prints the generation time and size.  An existing complete run in
    `--out` is reused.
 2. Prints the memory the plugin needs for this run and the bound its caches
-   imply (see `tb_stepsize/plugin.py`, "Caching and memory").
+   imply (see `tb_stepsize/runstore.py`, "Caching and memory").
 3. Starts `tensorboard` on 127.0.0.1 (`--load_fast` as given), polls `tags`
    until the whole run is loaded, then times `tags`, `heatmap?max_steps=2000`
-   (cold and warm), `heatmap.bin`, `layer?max_steps=2000` (cold, warm, and
-   another layer) and `histogram`, checks that answers are pooled to at most `max_steps`
+   (cold and warm), `layer?max_steps=2000` (cold, warm, and another layer),
+   `cell` (a tooltip's hover over one pooled column) and `histogram`, checks that answers are pooled to at most `max_steps`
    columns, and prints the peak RSS (VmHWM) of the tensorboard process and
    of its data server.  A watchdog kills TensorBoard if its RSS passes
    `--max-rss-gb` (the machine is shared) and reports it.
@@ -188,7 +188,6 @@ def main(argv=None):
         assert len(out_json["steps"]) <= MAX_STEPS and all(len(r) == len(out_json["steps"]) for r in out_json["values"])
         results["heatmap max_steps=2000, warm"] = timed(session, tb, "heatmap", params)[1]
         results["heatmap stat=max, cold"] = timed(session, tb, "heatmap", dict(params, stat="max"))[1]
-        results["heatmap.bin max_steps=2000, cold"] = timed(session, tb, "heatmap.bin", params)[1]
         layer = rh.layer_list(args.layers)[0]["path"]
         lparams = {"run": "long", "metric": "step", "layer": layer, "max_steps": MAX_STEPS}
         response, results["layer max_steps=2000, cold"] = timed(session, tb, "layer", lparams)
@@ -196,6 +195,11 @@ def main(argv=None):
         results["layer max_steps=2000, warm"] = timed(session, tb, "layer", lparams)[1]
         other = dict(lparams, layer=rh.layer_list(args.layers)[-1]["path"])
         results["layer, another layer (pooled cache)"] = timed(session, tb, "layer", other)[1]
+        width = -(-args.steps // MAX_STEPS)  # steps of one pooled column
+        cparams = {"run": "long", "metric": "step", "layer": layer, "first": args.steps // 2, "last": args.steps // 2 + width - 1}
+        response, results["cell (hover, one pooled column)"] = timed(session, tb, "cell", cparams)
+        assert len(response.json()["values"]) == len(response.json()["stats"])
+        results["cell, another layer"] = timed(session, tb, "cell", dict(cparams, layer=other["layer"]))[1]
         if args.histogram_layers:
             hparams = {"run": "long", "metric": "step", "layer": layer, "step": args.steps // 2}
             results["histogram"] = timed(session, tb, "histogram", hparams)[1]

@@ -1,4 +1,5 @@
-// Colour maps and the log10 colour scale of the Step Sizes dashboard.
+// The colour maps of the Step Sizes dashboard: lookup tables and the colours
+// of the special cells (the scale that maps values onto them is scale.js).
 //
 // Each sequential map is stored as 33 sRGB control points, sampled evenly
 // from the map's public-domain (CC0) definition, and expanded here into a
@@ -103,99 +104,4 @@ export const CODE = {
 
 export function cssColor(rgb) {
   return rgb ? `rgb(${rgb[0]}, ${rgb[1]}, ${rgb[2]})` : "transparent";
-}
-
-// A log10 scale from [lo, hi] (both > 0) onto LUT indices.  With
-// `symmetric` (ratios) the domain is centred on 1.
-export class LogScale {
-  constructor(lo, hi) {
-    if (!(lo > 0) || !(hi > 0) || !isFinite(lo) || !isFinite(hi)) {
-      lo = 1e-8;
-      hi = 1;
-    }
-    if (hi < lo) [lo, hi] = [hi, lo];
-    if (hi === lo) {
-      lo = lo / Math.SQRT2;
-      hi = hi * Math.SQRT2;
-    }
-    this.lo = lo;
-    this.hi = hi;
-    this.l0 = Math.log10(lo);
-    this.l1 = Math.log10(hi);
-  }
-
-  // Position of v in [0, 1] (clamped); NaN for v <= 0.
-  t(v) {
-    if (!(v > 0)) return NaN;
-    const t = (Math.log10(v) - this.l0) / (this.l1 - this.l0);
-    return t < 0 ? 0 : t > 1 ? 1 : t;
-  }
-
-  value(t) {
-    return 10 ** (this.l0 + t * (this.l1 - this.l0));
-  }
-
-  // Cell code (see CODE) of a value; `kind` is "nan"/"inf"/"-inf" for the
-  // non-finite cells the server lists, undefined otherwise.
-  code(v, kind) {
-    if (v === null || v === undefined) return kind ? CODE[kind] : CODE.missing;
-    if (v === 0) return CODE.zero;
-    if (v < 0) return 0; // magnitudes are never negative; clamp rather than hide
-    const t = (Math.log10(v) - this.l0) / (this.l1 - this.l0);
-    const i = Math.floor(t * LUT_SIZE);
-    return i < 0 ? 0 : i >= LUT_SIZE ? LUT_SIZE - 1 : i;
-  }
-
-  // Tick values for an axis or legend: decades, plus 2 and 5 when few.
-  ticks(maxTicks = 8) {
-    const d0 = Math.ceil(this.l0 - 1e-9);
-    const d1 = Math.floor(this.l1 + 1e-9);
-    const decades = d1 - d0 + 1;
-    let out = [];
-    if (decades >= 2) {
-      const every = Math.max(1, Math.ceil(decades / maxTicks));
-      for (let d = d0; d <= d1; d++) if ((d - d0) % every === 0) out.push(10 ** d);
-      if (decades * 3 <= maxTicks) {
-        out = [];
-        for (let d = Math.floor(this.l0); d <= d1; d++) {
-          for (const m of [1, 2, 5]) {
-            const v = m * 10 ** d;
-            if (v >= this.lo * 0.999 && v <= this.hi * 1.001) out.push(v);
-          }
-        }
-      }
-    } else {
-      // Less than two decades: 1-2-5 or finer mantissas.
-      const ms = [1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9];
-      for (let d = Math.floor(this.l0); d <= Math.ceil(this.l1); d++) {
-        for (const m of ms) {
-          const v = m * 10 ** d;
-          if (v >= this.lo * 0.999 && v <= this.hi * 1.001) out.push(v);
-        }
-      }
-      while (out.length > maxTicks) out = out.filter((_, i) => i % 2 === 0);
-    }
-    return out;
-  }
-}
-
-// Compact, exact-enough numbers: 1.23e-4, 0.0123, 12.3, 1.2e+6.
-export function formatValue(v, digits = 3) {
-  if (v === null || v === undefined) return "missing";
-  if (typeof v === "string") return v;
-  if (Number.isNaN(v)) return "NaN";
-  if (v === Infinity) return "+Inf";
-  if (v === -Infinity) return "\u2212Inf";
-  if (v === 0) return "0";
-  const a = Math.abs(v);
-  if (a >= 1e-2 && a < 1e4) return String(Number(v.toPrecision(digits)));
-  return v.toExponential(digits - 1).replace(/\.?0+e/, "e");
-}
-
-// Tick labels: "1e-3", "2e-3", "0.01", "1".
-export function formatTick(v) {
-  const e = Math.floor(Math.log10(v) + 1e-9);
-  const m = Math.round(v / 10 ** e);
-  if (e >= -2 && e <= 3) return String(Number(v.toPrecision(2)));
-  return `${m}e${e}`;
 }

@@ -1,8 +1,13 @@
 """The summary format contract shared by the writer, the reader and the plugin.
 
 Everything that decides how step sizes look on disk lives here, so that the
-write side (`summary.py`) and the read side (`reader.py`, `plugin.py`) can
-never disagree.  This module imports no TensorFlow.
+write side (`summary.py`) and the read side (`listing.py`, `reader.py`, the
+plugin) can never disagree.  So do the facts a reader of the data needs and
+that are written nowhere else: what each metric means (`METRICS`: label,
+unit, help text, reference line -- the dashboard gets them from the
+plugin's `info` route, `describe()`), how statistics are named
+(`STAT_LABELS`) and how each one pools across steps (`pooling_rule`).  This
+module imports no TensorFlow.
 
 Layout of one run (format version 2)
 ------------------------------------
@@ -31,6 +36,7 @@ version they do not know with a clear error (version 1, an unreleased
 layout with one ``[L, S]`` tensor per metric, is not read any more).
 """
 
+import dataclasses
 import hashlib
 import json
 
@@ -58,16 +64,155 @@ ELEMENT_STATS = (
 # Per-layer scalar metrics have a single statistic.
 SCALAR_STATS = ("value",)
 
-# metric name -> (elementwise?, one-line description).  The order is the order
-# the dashboard lists them in.
-METRICS = {
-    "step": (True, "|w_t - w_{t-1}|: the change the optimizer applied, per element."),
-    "effective_lr": (True, "Per-parameter learning rate of the Adam family at step t."),
-    "intended_step": (True, "|update| the optimizer computed before rounding into the weight."),
-    "update_ratio": (False, "rms(w_t - w_{t-1}) / rms(w_{t-1}) per layer."),
-    "lost_fraction": (False, "Share of elements whose intended step was non-zero but applied step zero."),
-    "second_moment_rms": (False, "RMS of g_t / sqrt(v_hat_t): far above 1 means v lags the gradient."),
+# Pooling rule of each statistic (how adjacent steps are merged into one
+# column of a wide heatmap): the extremes keep their extreme, a count of
+# non-finite elements its largest count, everything else (quantiles, mean,
+# rms, zero_fraction, a scalar's value) is averaged.  `pooling.pool` applies it.
+POOLING = {"min": "min", "max": "max", "nonfinite": "max"}
+
+
+def pooling_rule(stat):
+    """Name of the rule pooling `stat`: "min", "max" or "mean"."""
+    return POOLING.get(stat, "mean")
+
+
+# How each statistic is named in the dashboard.
+STAT_LABELS = {
+    **{name: name for name in ELEMENT_STATS + SCALAR_STATS},
+    "p50": "median (p50)",
+    "zero_fraction": "zero fraction",
+    "nonfinite": "non-finite count",
 }
+# Statistics in the units of the metric itself (not a fraction or a count): the
+# dashboard keeps the one chosen among them when the metric changes.
+QUANTILE_STATS = ("min",) + tuple(name for name, _ in QUANTILES) + ("max", "mean", "rms")
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """A marked value on a metric's colour scale (a rule of thumb)."""
+
+    value: float
+    label: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """What a metric is: its kind and the texts the dashboard shows for it.
+
+    `elementwise` metrics are reduced over a layer's elements into
+    `ELEMENT_STATS` (and have histograms); the others are one number per
+    layer (`SCALAR_STATS`).  The texts are served by the plugin's `info`
+    route, so they are written here only.
+    """
+
+    elementwise: bool
+    description: str  # one line
+    label: str
+    unit: str
+    help: str
+    reference: "Reference | None" = None
+
+
+# metric name -> Metric.  The order is the order the dashboard lists them in.
+METRICS = {
+    "step": Metric(
+        elementwise=True,
+        description="|w_t - w_{t-1}|: the change the optimizer applied, per element.",
+        label="step",
+        unit="|\u0394w| per element, weight units",
+        help=(
+            "The change the optimizer actually applied to each weight element, |w\u209c \u2212 w\u209c\u208b\u2081|, "
+            "measured after the update was rounded into the weight's dtype. The statistic is taken over the "
+            "layer's elements. Look for layers far faster or slower than their neighbours, the end of "
+            "warm-up, and steps that collapse to zero or explode."
+        ),
+    ),
+    "effective_lr": Metric(
+        elementwise=True,
+        description="Per-parameter learning rate of the Adam family at step t.",
+        label="effective_lr",
+        unit="learning rate per element",
+        help=(
+            "Adam family only: the learning rate each parameter effectively gets, lr\u209c / (\u221av\u0302 + \u03b5), "
+            "the factor that turns the first moment into a step. Warm-up shows as a ramp; a layer whose "
+            "effective rate is orders of magnitude above the others has a tiny second moment (near-zero "
+            "gradients) and is one large gradient away from a huge step."
+        ),
+    ),
+    "intended_step": Metric(
+        elementwise=True,
+        description="|update| the optimizer computed before rounding into the weight.",
+        label="intended_step",
+        unit="|update| per element, weight units",
+        help=(
+            "The magnitude of the update the optimizer computed, before it was added to the weight and rounded "
+            "to the weight's dtype. In float32 it matches step; with bfloat16 or float16 weights an intended "
+            "step far larger than the applied step means updates are being rounded away."
+        ),
+    ),
+    "update_ratio": Metric(
+        elementwise=False,
+        description="rms(w_t - w_{t-1}) / rms(w_{t-1}) per layer.",
+        label="update_ratio",
+        unit="rms \u0394w / rms w, unitless",
+        reference=Reference(1e-3, "healthy \u2248 1e-3"),
+        help=(
+            "Per layer: rms(\u0394w) / rms(w), how large the applied step is relative to the weights. A common rule "
+            "of thumb puts healthy training near 1e-3 (the marker on the legend): far below, the layer barely "
+            "learns; far above (\u2273 1e-2), its weights are being overwritten every few steps."
+        ),
+    ),
+    "lost_fraction": Metric(
+        elementwise=False,
+        description="Share of elements whose intended step was non-zero but applied step zero.",
+        label="lost_fraction",
+        unit="fraction of elements",
+        help=(
+            "Per layer: the share of elements whose intended update was non-zero but whose weight did not "
+            "change, because the update was smaller than half a unit in the last place of the weight "
+            "(bfloat16 / float16 weights). Healthy is 0 (shown as the 'exactly 0' colour); large values mean "
+            "low-precision weights silently stop learning."
+        ),
+    ),
+    "second_moment_rms": Metric(
+        elementwise=False,
+        description="RMS of g_t / sqrt(v_hat_t): far above 1 means v lags the gradient.",
+        label="second_moment_rms",
+        unit="rms g / \u221av\u0302, unitless",
+        reference=Reference(1.0, "1: v tracks g"),
+        help=(
+            "Adam family only: rms of g\u209c / \u221av\u0302\u209c over the layer. Near 1 the second-moment estimate "
+            "keeps up with the gradient. Values \u226b 1 mean v lags a sudden rise of the gradient, so steps "
+            "are oversized; this often precedes loss spikes."
+        ),
+    ),
+}
+
+
+def describe():
+    """The format's user-facing facts as plain JSON data (the plugin's `info` route)."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "metrics": [
+            {
+                "name": name,
+                "elementwise": m.elementwise,
+                "label": m.label,
+                "unit": m.unit,
+                "description": m.description,
+                "help": m.help,
+                "reference": None if m.reference is None else dataclasses.asdict(m.reference),
+            }
+            for name, m in METRICS.items()
+        ],
+        "element_stats": list(ELEMENT_STATS),
+        "scalar_stats": list(SCALAR_STATS),
+        "stat_labels": dict(STAT_LABELS),
+        "quantile_stats": list(QUANTILE_STATS),
+        "pooling": {stat: pooling_rule(stat) for stat in ELEMENT_STATS + SCALAR_STATS},
+    }
+
 
 KIND_INDEX = "index"
 KIND_STATS = "stats"
@@ -88,8 +233,7 @@ class FormatError(ValueError):
 
 def stats_for(metric):
     """The statistic names stored for `metric`."""
-    elementwise, _ = METRICS[metric]
-    return ELEMENT_STATS if elementwise else SCALAR_STATS
+    return ELEMENT_STATS if METRICS[metric].elementwise else SCALAR_STATS
 
 
 def layer_digest(layer_paths):

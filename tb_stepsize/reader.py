@@ -7,9 +7,14 @@ event-file readers (its TF stub when TF is absent).
 A run is read lazily: `read_run` reads only the small index tags (the step
 axis and which variable was updated when); each `(metric, stat)` matrix and
 each metric's histograms are read from the data provider on first use and
-kept in a cache (unbounded for `load`, the plugin's byte-bounded LRU in
-TensorBoard).  So showing one heatmap of a huge run reads 4 bytes per
-layer-step, not the whole run.
+kept in a cache (`caches.Unbounded` for `load`, the plugin's byte-bounded
+LRU in TensorBoard).  So showing one heatmap of a huge run reads 4 bytes per
+layer-step, not the whole run.  `RunData.pooled` pools a statistic the way
+the dashboard does (`pooling`).
+
+Which tags a run has, and of which kind, is decided once, in
+`listing.RunTags`.  Every check of a metric, statistic or layer name is
+`RunData.check`, which raises `NotFound` (the plugin answers 404).
 """
 
 import collections.abc
@@ -22,23 +27,36 @@ import numpy as np
 from tensorboard import context as tb_context
 from tensorboard.data import provider as tb_provider
 
-from tb_stepsize import metadata
+from tb_stepsize import caches, listing, metadata, pooling
 
 # read_tensors keeps every sample up to this many per tag.
 _ALL_SAMPLES = 10**9
 
 
-class _Unbounded:
-    """The cache of `load`: everything read stays (a notebook reads a run once)."""
+class NotFound(KeyError):
+    """A name (run, metric, statistic, layer) or step range a run does not have."""
 
-    def __init__(self):
-        self._items = {}
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
 
-    def get(self, key):
-        return self._items.get(key)
 
-    def put(self, key, value, nbytes):
-        self._items[key] = value
+@dataclasses.dataclass
+class Pooled:
+    """A statistic pooled into columns (see `pooling`).
+
+    `values` float `[L, C]` and `present` bool `[L, C]` as in
+    `RunData.column`; column j pools the logged steps `firsts[j]..ends[j]`,
+    `wall_times[j]` is the wall time of its first step; `group` steps per
+    column (1: not pooled), `rule` the pooling rule used.
+    """
+
+    values: np.ndarray
+    present: np.ndarray
+    firsts: np.ndarray
+    ends: np.ndarray
+    wall_times: np.ndarray
+    group: int
+    rule: str
 
 
 @dataclasses.dataclass
@@ -76,10 +94,15 @@ class RunData:
     `matrix(metric, stat)` is a float64 `[L, T]`; `mask(metric, stat)` tells
     a read value (possibly NaN) from a missing cell (the variable was not
     updated, or nothing was read).  `values[metric]` (`[L, T, S]`) and
-    `present[metric]` (`[L, T]`) give a whole metric at once.
+    `present[metric]` (`[L, T]`) give a whole metric at once.  `pooled`
+    pools one statistic into at most `max_steps` columns, as the dashboard
+    shows it.
+
+    `cache` keeps what was read (`get(key)`, `put(key, value, nbytes)`);
+    `pooled_cache`, if given, keeps pooled grids the same way.
     """
 
-    def __init__(self, *, steps, wall_times, layers, layer_info, stats, optimizer, problems, updated, sources, histogram_sources, read, cache):
+    def __init__(self, *, steps, wall_times, layers, layer_info, stats, optimizer, problems, updated, sources, histogram_sources, read, cache, pooled_cache=None):
         self.steps = steps
         self.wall_times = wall_times
         self.layers = layers
@@ -92,6 +115,7 @@ class RunData:
         self._histogram_sources = histogram_sources  # {metric: [_Source]}
         self._read = read  # (plugin_name, tags, problems) -> {tag: [TensorDatum]}
         self._cache = cache
+        self._pooled_cache = pooled_cache
         self._col = {int(s): j for j, s in enumerate(steps)}
         # One read at a time per run: concurrent requests for the same matrix
         # wait for it instead of holding two copies.
@@ -116,11 +140,14 @@ class RunData:
         """Memory held by the run itself (not its cached matrices)."""
         return self.steps.nbytes + self.wall_times.nbytes + self._updated.nbytes + 200 * (len(self.layers) + 1)
 
-    def _check(self, metric, stat):
+    def check(self, metric, stat=None, layer=None):
+        """Raises `NotFound` unless the run has `metric` (and `stat` of it, and `layer`)."""
         if metric not in self.stats:
-            raise KeyError(f"metric {metric!r} not in this run (has {self.metrics})")
-        if stat not in self.stats[metric]:
-            raise KeyError(f"stat {stat!r} not recorded for {metric!r} (has {self.stats[metric]})")
+            raise NotFound(f"metric {metric!r} not in this run (has {self.metrics})")
+        if stat is not None and stat not in self.stats[metric]:
+            raise NotFound(f"stat {stat!r} not recorded for {metric!r} (has {self.stats[metric]})")
+        if layer is not None and layer not in self.layers:
+            raise NotFound(f"no layer {layer!r} in this run")
 
     def _cached(self, key, read):
         """`read()`'s arrays (one or a tuple), read once per key and kept in the cache."""
@@ -134,13 +161,25 @@ class RunData:
                     self._cache.put(key, cached, sum(a.nbytes for a in arrays))
         return cached
 
-    def _note(self, problems):
+    def summary(self):
+        """What the run holds, as plain JSON data (the plugin's `tags` entry but `problems`)."""
+        return {
+            "layers": list(self.layers),
+            "layer_info": [{"path": i.get("path"), "shape": i.get("shape"), "dtype": i.get("dtype")} for i in self.layer_info],
+            "metrics": self.metrics,
+            "stats": {m: list(names) for m, names in self.stats.items()},
+            "max_step": int(self.steps[-1]) if self.steps.size else -1,
+            "num_steps": int(self.steps.size),
+            "optimizer": self.optimizer,
+        }
+
+    def note(self, problems):
         """Add `problems` found while reading (a re-read after eviction finds them again)."""
         self.problems.extend(p for p in problems if p not in self.problems)
 
     def column(self, metric, stat):
         """`(values float32 [L, T], mask bool [L, T])` of one statistic, read once and cached."""
-        self._check(metric, stat)
+        self.check(metric, stat)
         return self._cached(("column", metric, stat), lambda: self._read_column(metric, stat))
 
     def _read_column(self, metric, stat):
@@ -169,7 +208,7 @@ class RunData:
                 seen[cells] = True
         seen &= self._updated
         values[~seen] = np.nan
-        self._note(problems)
+        self.note(problems)
         return values, seen
 
     def matrix(self, metric, stat):
@@ -179,6 +218,44 @@ class RunData:
     def mask(self, metric, stat):
         """`[L, T]` bool: True where `matrix(metric, stat)` holds a read value."""
         return self.column(metric, stat)[1]
+
+    def pooled(self, metric, stat, max_steps=None):
+        """`Pooled`: `stat` of `metric` pooled into at most `max_steps` columns
+        (`pooling`; every logged step its own column if None)."""
+        self.check(metric, stat)
+        group = pooling.group_size(self.steps.size, max_steps)
+        rule = metadata.pooling_rule(stat)
+        firsts, ends = pooling.column_bounds(self.steps, group)
+        if group <= 1:
+            values, present = self.column(metric, stat)
+        else:
+            key = ("pooled", metric, stat, group)
+            cached = self._pooled_cache.get(key) if self._pooled_cache is not None else None
+            if cached is None:
+                cached = pooling.pool(*self.column(metric, stat), group, rule)
+                if self._pooled_cache is not None:
+                    self._pooled_cache.put(key, cached, cached[0].nbytes + cached[1].nbytes)
+            values, present = cached
+        return Pooled(values, present, firsts, ends, self.wall_times[::group], group, rule)
+
+    def pooled_span(self, metric, layer, first, last):
+        """`(values float64 [S], present bool [S])`: every statistic of `metric`
+        for `layer`, pooled over the logged steps `first..last` (inclusive).
+
+        Reads the statistics' columns (cached) but pools only this layer's
+        cells in that range.  `NotFound` if no step in the range was logged.
+        """
+        self.check(metric, layer=layer)
+        lo, hi = np.searchsorted(self.steps, [first, last + 1])
+        if lo >= hi:
+            raise NotFound(f"no logged step in [{first}, {last}]")
+        row = self.layers.index(layer)
+        names = self.stats[metric]
+        values, present = np.empty(len(names)), np.zeros(len(names), bool)
+        for s, stat in enumerate(names):  # one statistic at a time: one matrix is read at once
+            v, p = self.column(metric, stat)
+            values[s], present[s] = pooling.pool_span(v[row, lo:hi], p[row, lo:hi], metadata.pooling_rule(stat))
+        return values, present
 
     def _values(self, metric):
         return np.stack([self.matrix(metric, s) for s in self.stats[metric]], axis=-1)
@@ -190,6 +267,7 @@ class RunData:
         the half-octave bins from the first to the last non-empty one.
         TensorBoard may keep only a sample of the logged steps' histograms.
         """
+        self.check(metric, layer=layer)
         row = self.layers.index(layer)
         # int64 [N, 4]: step, row, bin, count
         table = self._cached(("histograms", metric), lambda: self._read_histogram_table(metric))
@@ -202,7 +280,7 @@ class RunData:
         sources = self._histogram_sources.get(metric, [])
         problems = []
         data = self._read(metadata.HISTOGRAM_PLUGIN_NAME, [s.tag for s in sources], problems)
-        self._note(problems)
+        self.note(problems)
         parts = []
         for source in sources:
             for datum in data.get(source.tag, []):
@@ -319,34 +397,6 @@ def _read_tensors(provider, ctx, experiment_id, run, plugin_name, tags, problems
     return out
 
 
-def list_series(provider, ctx, experiment_id=""):
-    """{run: {tag: TensorTimeSeries}} of every step-size tag (both plugin names)."""
-    runs = {}
-    for plugin_name in (metadata.PLUGIN_NAME, metadata.HISTOGRAM_PLUGIN_NAME):
-        listed = provider.list_tensors(ctx, experiment_id=experiment_id, plugin_name=plugin_name) or {}
-        for run, tags in listed.items():
-            runs.setdefault(run, {}).update(tags)
-    return runs
-
-
-def parse_contents(series):
-    """{tag: content or FormatError} of `{tag: TensorTimeSeries}`."""
-    parsed = {}
-    for tag, ts in series.items():
-        try:
-            parsed[tag] = metadata.parse_content(ts.plugin_content)
-        except metadata.FormatError as e:
-            parsed[tag] = e
-        except Exception as e:  # noqa: BLE001 -- garbage content must not break a run
-            parsed[tag] = metadata.FormatError(f"unreadable plugin content: {e}")
-    return parsed
-
-
-def list_contents(provider, ctx, experiment_id=""):
-    """{run: {tag: content or FormatError}} of every step-size tag (both plugin names)."""
-    return {run: parse_contents(tags) for run, tags in list_series(provider, ctx, experiment_id).items()}
-
-
 def _layer_sets(index_contents, problems):
     """Run layers (union, model order), their info, and each digest's rows."""
     layers, info, rows_of = [], {}, {}
@@ -365,22 +415,20 @@ def _layer_sets(index_contents, problems):
     return layers, [info[p] for p in layers], rows_of
 
 
-def read_run(provider, ctx, experiment_id, run, contents=None, cache=None):
+def read_run(provider, ctx, experiment_id, run, tags=None, cache=None, pooled_cache=None):
     """A `RunData` for `run` (None if it has no readable index).
 
-    `contents` is the run's `{tag: content or FormatError}` (listed if None);
-    `cache` an object with `get(key)` and `put(key, value, nbytes)` that
-    keeps the matrices read later (a dict-like unbounded one if None).
+    `tags` is the run's `listing.RunTags` (listed if None); `cache` keeps the
+    matrices read later (`caches.Unbounded` if None), `pooled_cache` the
+    pooled ones (none kept if None); both follow the `caches` protocol.
     """
-    if contents is None:
-        contents = list_contents(provider, ctx, experiment_id).get(run, {})
-    problems = [f"{tag}: {c}" for tag, c in sorted(contents.items()) if isinstance(c, Exception)]
-    by_kind = {kind: {} for kind in (metadata.KIND_INDEX, metadata.KIND_STATS, metadata.KIND_HISTOGRAM)}
-    for tag, content in sorted(contents.items()):
-        if not isinstance(content, Exception):
-            by_kind[content["kind"]][tag] = content
-    layers, layer_info, rows_of = _layer_sets(by_kind[metadata.KIND_INDEX], problems)
-    index_tags = {t: c for t, c in by_kind[metadata.KIND_INDEX].items() if c["digest"] in rows_of}
+    if tags is None:
+        tags = listing.list_runs(provider, ctx, experiment_id).get(run)
+        if tags is None:
+            return None
+    problems = list(tags.problems)
+    layers, layer_info, rows_of = _layer_sets(tags.index, problems)
+    index_tags = {t: c for t, c in tags.index.items() if c["digest"] in rows_of}
     if not index_tags:
         return None
 
@@ -411,12 +459,12 @@ def read_run(provider, ctx, experiment_id, run, contents=None, cache=None):
                 if stat not in stats.setdefault(metric, []):
                     stats[metric].append(stat)
     sources, histogram_sources = {}, {}
-    for tag, content in by_kind[metadata.KIND_STATS].items():
+    for tag, content in tags.stats.items():
         if content["digest"] not in rows_of or content["stat"] not in stats.get(content["metric"], []):
             problems.append(f"{tag}: no index lists its layer set, metric and statistic; skipped")
             continue
         sources.setdefault((content["metric"], content["stat"]), []).append(_Source(tag, rows_of[content["digest"]]))
-    for tag, content in by_kind[metadata.KIND_HISTOGRAM].items():
+    for tag, content in tags.histogram.items():
         if content["digest"] in rows_of and content["metric"] in stats:
             histogram_sources.setdefault(content["metric"], []).append(_Source(tag, rows_of[content["digest"]]))
 
@@ -432,7 +480,8 @@ def read_run(provider, ctx, experiment_id, run, contents=None, cache=None):
         sources=sources,
         histogram_sources=histogram_sources,
         read=read,
-        cache=_Unbounded() if cache is None else cache,
+        cache=caches.Unbounded() if cache is None else cache,
+        pooled_cache=pooled_cache,
     )
 
 
@@ -482,10 +531,10 @@ def load_runs(logdir):
         raise FileNotFoundError(f"no such log directory: {logdir!r}")
     provider = _local_provider(logdir)
     ctx = tb_context.RequestContext()
-    contents = list_contents(provider, ctx, "")
+    listed = listing.list_runs(provider, ctx, "")
     runs = {}
-    for run in sorted(contents):
-        data = read_run(provider, ctx, "", run, contents[run])
+    for run in sorted(listed):
+        data = read_run(provider, ctx, "", run, listed[run])
         if data is not None:
             runs[run] = data
     return runs

@@ -105,7 +105,7 @@ class StepWriter:
         self._hists = {
             m: (metadata.histogram_tag(m, digest), metadata.histogram_content(digest, m))
             for m in metrics
-            if metadata.METRICS[m][0]
+            if metadata.METRICS[m].elementwise
         }
         self._described = set()  # tags whose metadata this file already carries
         zeros = np.zeros(len(layers), np.float32)

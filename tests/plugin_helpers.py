@@ -22,7 +22,7 @@ METRICS = ["step", "update_ratio"]
 
 
 def random_stats(rng, n_layers, metric):
-    if metadata.METRICS[metric][0]:
+    if metadata.METRICS[metric].elementwise:
         base = rng.uniform(1e-6, 1e-3, size=(n_layers, 1))
         quant = np.sort(rng.uniform(0.5, 2.0, size=(n_layers, 9)), axis=1) * base
         mean = quant[:, 4:5] * rng.uniform(0.9, 1.1, size=(n_layers, 1))
@@ -137,6 +137,14 @@ def make_provider(logdir):
     multiplexer.AddRunsFromDirectory(logdir)
     multiplexer.Reload()
     return multiplexer, data_provider.MultiplexerDataProvider(multiplexer, logdir)
+
+
+def get_json(client, url, code=200):
+    """The JSON answer of `url` (asserting its status code and content type)."""
+    response = client.get(url)
+    assert response.status_code == code, (url, response.status_code, response.get_data()[:300])
+    assert response.headers["Content-Type"].startswith("application/json")
+    return json.loads(response.get_data(as_text=True))
 
 
 def make_app(logdir):

@@ -9,7 +9,7 @@ import struct
 from urllib.parse import urlencode
 
 BASE = "/data/plugin/stepsize"
-DATA_ROUTES = ("tags", "heatmap", "heatmap.bin", "layer", "histogram")
+DATA_ROUTES = ("info", "tags", "heatmap", "layer", "cell", "histogram_steps", "histogram")
 
 
 def record_spans(data):
@@ -49,17 +49,19 @@ def time_limit(seconds, what="operation"):
 def route_urls(tags):
     """URLs of every data route for every run/metric/layer in a `tags` answer
     (bounded: first two layers, two statistics)."""
-    urls = [f"{BASE}/tags"]
+    urls = [f"{BASE}/tags", f"{BASE}/info"]
     for run, entry in tags.items():
         for metric in entry.get("metrics", []):
             stats = entry["stats"].get(metric, [])
             for stat in stats[:1] + stats[-1:]:
-                for route in ("heatmap", "heatmap.bin"):
-                    for extra in ({}, {"max_steps": 3}):
-                        urls.append(f"{BASE}/{route}?" + urlencode(dict(run=run, metric=metric, stat=stat, **extra)))
+                for extra in ({}, {"max_steps": 3}):
+                    urls.append(f"{BASE}/heatmap?" + urlencode(dict(run=run, metric=metric, stat=stat, **extra)))
             for layer in entry.get("layers", [])[:2]:
                 urls.append(f"{BASE}/layer?" + urlencode(dict(run=run, layer=layer, metric=metric)))
                 urls.append(f"{BASE}/layer?" + urlencode(dict(run=run, layer=layer, metric=metric, max_steps=2)))
+                last = entry.get("max_step", 0)
+                urls.append(f"{BASE}/cell?" + urlencode(dict(run=run, layer=layer, metric=metric, first=0, last=last)))
+                urls.append(f"{BASE}/histogram_steps?" + urlencode(dict(run=run, layer=layer, metric=metric)))
                 urls.append(
                     f"{BASE}/histogram?"
                     + urlencode(dict(run=run, layer=layer, metric=metric, step=entry.get("max_step", 0)))
@@ -68,14 +70,11 @@ def route_urls(tags):
 
 
 def check_response(response, url):
-    """A data route answered 200/400/404 with JSON (or the binary heatmap)."""
+    """A data route answered 200/400/404 with JSON."""
     status = response.status_code
     assert status in (200, 400, 404), (url, status, response.get_data()[:500])
     body = response.get_data()
     content_type = response.headers["Content-Type"]
-    if content_type == "application/octet-stream":
-        assert status == 200 and "heatmap.bin" in url and body.startswith(b"SSZ1"), url
-        return None
     assert content_type.startswith("application/json"), (url, content_type)
     parsed = json.loads(body)
     if status != 200:

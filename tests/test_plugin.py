@@ -15,24 +15,15 @@ import time
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import plugin_helpers as h
-from plugin_helpers import check_grid, reference_pool
+from plugin_helpers import check_grid, get_json, reference_pool
 import tb_stepsize
-from tb_stepsize import metadata
+from tb_stepsize import listing, metadata, pooling
 from tb_stepsize import plugin as plugin_mod
 from tb_stepsize.plugin_loader import StepSizeLoader
 
 BASE = "/data/plugin/stepsize"
-
-
-def get_json(client, url, code=200):
-    response = client.get(url)
-    assert response.status_code == code, (url, response.status_code, response.get_data()[:300])
-    assert response.headers["Content-Type"].startswith("application/json")
-    return json.loads(response.get_data(as_text=True))
 
 
 def q(**params):
@@ -59,84 +50,6 @@ def app(logdir):
 @pytest.fixture(scope="module")
 def loaded(logdir):
     return tb_stepsize.load_runs(logdir)
-
-
-# ------------------------------------------------------------- pooling rule
-
-
-def test_pooling_rules():
-    assert plugin_mod.pooling_rule("min") == "min"
-    assert plugin_mod.pooling_rule("max") == "max"
-    assert plugin_mod.pooling_rule("nonfinite") == "max"
-    for stat in ("p01", "p50", "p99", "mean", "rms", "zero_fraction", "value"):
-        assert plugin_mod.pooling_rule(stat) == "mean"
-
-
-def test_group_size_and_columns():
-    assert plugin_mod.group_size(10, None) == 1
-    assert plugin_mod.group_size(10, 10) == 1
-    assert plugin_mod.group_size(10, 100) == 1
-    assert plugin_mod.group_size(10, 3) == 4  # columns of 4, 4, 2
-    assert plugin_mod.group_size(10_000, 2000) == 5
-    assert plugin_mod.group_size(10_001, 2000) == 6
-    firsts, ends = plugin_mod.column_bounds(np.arange(1, 11), 4)
-    assert firsts.tolist() == [1, 5, 9] and ends.tolist() == [4, 8, 10]
-    for n in range(1, 40):
-        for m in range(1, 45):
-            g = plugin_mod.group_size(n, m)
-            assert -(-n // g) <= m
-
-
-def test_pool_handcrafted_cases():
-    nan, inf = np.nan, np.inf
-    values = np.array(
-        [
-            [1.0, 3.0, 2.0, 8.0],  # plain
-            [1.0, nan, inf, -inf],  # nan wins over both infinities
-            [inf, 1.0, -inf, 2.0],  # inf wins over -inf; second group -inf
-            [nan, nan, 5.0, nan],  # group 1: both missing; group 2: 5 + a missing cell
-            [0.0, 0.0, 0.0, 0.0],
-        ]
-    )
-    present = np.ones_like(values, bool)
-    present[3] = [False, False, True, False]
-    for rule, row0 in (("mean", [2.0, 5.0]), ("min", [1.0, 2.0]), ("max", [3.0, 8.0])):
-        out, p = plugin_mod.pool(values, present, 2, rule)
-        assert out[0].tolist() == row0
-        assert np.isnan(out[1, 0]) and out[1, 1] == np.inf and p[1].all()
-        assert out[2, 0] == np.inf and out[2, 1] == -np.inf
-        assert not p[3, 0] and p[3, 1] and out[3, 1] == 5.0
-        assert out[4].tolist() == [0.0, 0.0]
-    # Group 1 of row 1 holds NaN and +Inf: NaN.  Groups of 3: last is shorter.
-    out, p = plugin_mod.pool(values, present, 3, "max")
-    assert np.isnan(out[1, 0]) and out[1, 1] == -np.inf
-    assert out[0].tolist() == [3.0, 8.0]
-    assert p[3].tolist() == [True, False]
-    # group 1 returns the input unchanged
-    same, same_p = plugin_mod.pool(values, present, 1, "mean")
-    assert same is values and same_p is present
-
-
-finite_or_not = st.one_of(
-    st.floats(min_value=-1e30, max_value=1e30, allow_nan=False, allow_infinity=False),
-    st.sampled_from([math.nan, math.inf, -math.inf]),
-)
-
-
-@settings(max_examples=150, deadline=None)
-@given(
-    cells=st.lists(st.lists(st.tuples(finite_or_not, st.booleans()), min_size=1, max_size=9), min_size=1, max_size=4),
-    group=st.integers(1, 10),
-    stat=st.sampled_from(["min", "max", "nonfinite", "p50", "mean", "value"]),
-)
-def test_pool_matches_reference(cells, group, stat):
-    width = min(len(r) for r in cells)
-    values = np.array([[c[0] for c in r[:width]] for r in cells], np.float64)
-    present = np.array([[c[1] for c in r[:width]] for r in cells], bool)
-    values[~present] = np.nan  # how the reader stores a missing cell
-    out, p = plugin_mod.pool(values, present, group, plugin_mod.pooling_rule(stat))
-    cells_json, nonfinite = plugin_mod.encode_grid(out, p)
-    check_grid(cells_json, nonfinite, reference_pool(values, present, group, stat))
 
 
 # ------------------------------------------------------------- tags
@@ -201,7 +114,7 @@ def test_heatmap_unpooled_equals_load(app, loaded, run):
             assert out["layers"] == data.layers
             assert out["steps"] == out["step_ends"] == data.steps.tolist()
             assert out["wall_times"] == data.wall_times.tolist()
-            assert out["pooling"] == plugin_mod.pooling_rule(stat)
+            assert out["pooling"] == metadata.pooling_rule(stat)
             matrix = data.matrix(metric, stat)
             flags = {(i, j): kind for i, j, kind in out["nonfinite"]}
             for i in range(len(data.layers)):
@@ -212,10 +125,7 @@ def test_heatmap_unpooled_equals_load(app, loaded, run):
                         assert (i, j) not in flags
                     else:
                         assert got is None
-            finite = matrix[np.isfinite(matrix)]
-            positive = finite[finite > 0]
-            assert out["range"]["max"] == finite.max()
-            assert out["range"]["min_positive"] == (positive.min() if positive.size else None)
+            assert "range" not in out  # the client computes it
 
 
 def test_heatmap_nonfinite_and_missing_cells(app, loaded):
@@ -242,7 +152,7 @@ def test_heatmap_nonfinite_and_missing_cells(app, loaded):
 def test_heatmap_pooled_matches_rule(app, loaded, max_steps):
     client, _ = app
     data = loaded["run1"]
-    group = plugin_mod.group_size(len(data.steps), max_steps)
+    group = pooling.group_size(len(data.steps), max_steps)
     for metric in data.metrics:
         for stat in data.stats[metric]:
             out = get_json(
@@ -267,21 +177,6 @@ def test_heatmap_pooling_keeps_nonfinite(app):
     flags = {i: kind for i, _, kind in out["nonfinite"]}
     assert flags == {0: "nan", 1: "inf", 2: "-inf"}  # row 1 has +Inf at 5 and -Inf at 6
     assert out["values"][3][0] is not None  # late/kernel: some steps present
-    assert out["range"] == {"min_positive": out["values"][3][0], "max": out["values"][3][0]}
-
-
-def test_heatmap_layer_filter(app, loaded):
-    client, _ = app
-    out = get_json(
-        client, f"{BASE}/heatmap?" + q(run="run1", metric="step", stat="mean", layer_filter="kernel$")
-    )
-    assert out["layers"] == ["dense/kernel", "odd <b>ü&\"x\"</b>..\\/kernel", "late/kernel"]
-    full = get_json(client, f"{BASE}/heatmap?" + q(run="run1", metric="step", stat="mean"))
-    assert out["values"] == [full["values"][i] for i in (0, 2, 3)]
-    none = get_json(
-        client, f"{BASE}/heatmap?" + q(run="run1", metric="step", stat="mean", layer_filter="^zzz")
-    )
-    assert none["layers"] == [] and none["values"] == [] and none["range"]["max"] is None
 
 
 def test_heatmap_huge_max_steps_is_capped(app, loaded):
@@ -305,7 +200,7 @@ def test_layer_route(app, loaded, max_steps):
             out = get_json(client, f"{BASE}/layer?" + q(**params))
             assert out["run"] == "run1" and out["layer"] == layer and out["metric"] == metric
             assert out["stats"] == data.stats[metric]
-            group = plugin_mod.group_size(len(data.steps), max_steps)
+            group = pooling.group_size(len(data.steps), max_steps)
             assert out["steps"] == data.steps[::group].tolist()
             assert len(out["step_ends"]) == len(out["steps"])
             row = data.layers.index(layer)
@@ -322,10 +217,21 @@ def test_layer_route(app, loaded, max_steps):
                 for stat in out["stats"]
             ]
             check_grid(values, nonfinite, expected)
+            assert "histogram_steps" not in out  # a route of its own
+
+
+def test_histogram_steps_route(app, loaded):
+    client, _ = app
+    data = loaded["run1"]
+    for layer in data.layers:
+        for metric in data.metrics:
+            out = get_json(client, f"{BASE}/histogram_steps?" + q(run="run1", layer=layer, metric=metric))
             hist_steps, _ = data.histograms(metric, layer)
-            assert out["histogram_steps"] == hist_steps.tolist()
+            assert out == {"run": "run1", "layer": layer, "metric": metric, "steps": hist_steps.tolist()}
             if metric == "step":
-                assert len(out["histogram_steps"]) > 0
+                assert len(out["steps"]) > 0
+            else:
+                assert out["steps"] == []
 
 
 def test_histogram_route(app, loaded):
@@ -393,7 +299,6 @@ def test_histogram_404_without_histograms(app):
         ("heatmap?run=run1&metric=step&stat=p50&max_steps=", 400),
         ("heatmap?run=run1&metric=step&stat=p50&max_steps=1e3", 400),
         ("heatmap?run=run1&metric=step&stat=p50&max_steps=99999999999999999999999", 400),
-        ("heatmap?run=run1&metric=step&stat=p50&layer_filter=(", 400),
         ("heatmap?run=run1&run=run1&metric=step&stat=p50", 400),
         ("heatmap?run=run1&metric=step&stat=p50&max_steps=2&max_steps=3", 400),
         ("layer?run=run1&metric=step", 400),
@@ -407,6 +312,20 @@ def test_histogram_404_without_histograms(app):
         ("histogram?run=run1&layer=nope&metric=step&step=1", 404),
         ("histogram?run=run1&layer=dense/bias&metric=nope&step=1", 404),
         ("histogram?run=nope&layer=dense/bias&metric=step&step=1", 404),
+        ("histogram_steps?run=run1&layer=dense/bias", 400),
+        ("histogram_steps?run=run1&layer=nope&metric=step", 404),
+        ("histogram_steps?run=run1&layer=dense/bias&metric=nope", 404),
+        ("histogram_steps?run=nope&layer=dense/bias&metric=step", 404),
+        ("cell?run=run1&layer=dense/bias&metric=step&first=1", 400),
+        ("cell?run=run1&layer=dense/bias&metric=step&last=1", 400),
+        ("cell?run=run1&layer=dense/bias&metric=step&first=1.5&last=3", 400),
+        ("cell?run=run1&layer=dense/bias&metric=step&first=1&last=x", 400),
+        ("cell?run=run1&layer=dense/bias&metric=step&first=5&last=4", 400),
+        ("cell?run=run1&layer=dense/bias&metric=step&first=100&last=200", 404),
+        ("cell?run=run1&layer=dense/bias&metric=step&first=-5&last=0", 404),
+        ("cell?run=run1&layer=nope&metric=step&first=1&last=2", 404),
+        ("cell?run=run1&layer=dense/bias&metric=nope&first=1&last=2", 404),
+        ("cell?run=nope&layer=dense/bias&metric=step&first=1&last=2", 404),
     ],
 )
 def test_errors(app, url, code):
@@ -418,9 +337,6 @@ def test_errors(app, url, code):
 def test_too_long_parameter(app):
     client, _ = app
     get_json(client, f"{BASE}/heatmap?" + q(run="r" * 5000, metric="step", stat="p50"), code=400)
-    get_json(
-        client, f"{BASE}/heatmap?" + q(run="run1", metric="step", stat="p50", layer_filter="a" * 300), code=400
-    )
 
 
 # ------------------------------------------------------------- static files
@@ -457,7 +373,7 @@ def test_static_files(app, tmp_path, monkeypatch):
 
 
 def test_cache_and_invalidation(tmp_path, monkeypatch):
-    monkeypatch.setattr(plugin_mod, "LISTING_TTL_SECS", 0.0)
+    monkeypatch.setattr(listing, "LISTING_TTL_SECS", 0.0)
     run_dir = str(tmp_path / "live")
     h.write_synthetic_run(run_dir)
     client, plugin, multiplexer = h.make_app(str(tmp_path))
@@ -477,7 +393,7 @@ def test_cache_and_invalidation(tmp_path, monkeypatch):
         get_json(client, f"{BASE}/tags")
         get_json(client, f"{BASE}/heatmap?" + q(run="live", metric="step", stat="max"))
     assert reads == ["live"]  # served from the cache
-    assert len(plugin._responses) == 2
+    assert len(plugin._store.responses) == 2
 
     # New data arrives; until TensorBoard reloads, the cache stays valid.
     h.append_steps(run_dir, range(13, 20))
@@ -488,13 +404,13 @@ def test_cache_and_invalidation(tmp_path, monkeypatch):
     assert second["step_ends"][-1] == 19 and second != first
     assert get_json(client, f"{BASE}/tags")["live"]["num_steps"] == 19
     assert tb_stepsize.load(run_dir).steps.tolist() == list(range(1, 20))
-    assert len(plugin._responses) == 1  # the stale response was dropped
+    assert len(plugin._store.responses) == 1  # the stale response was dropped
 
 
 def test_listing_is_not_redone_per_request(tmp_path, monkeypatch):
     """The full tag listing (costly with the Python loader) is made once; later
     requests only ask for the index tags' signatures."""
-    monkeypatch.setattr(plugin_mod, "LISTING_TTL_SECS", 0.0)
+    monkeypatch.setattr(listing, "LISTING_TTL_SECS", 0.0)
     h.write_synthetic_run(str(tmp_path / "run1"))
     client, plugin, multiplexer = h.make_app(str(tmp_path))
     calls = []
@@ -523,14 +439,14 @@ def test_listing_is_not_redone_per_request(tmp_path, monkeypatch):
 def test_new_layer_set_found_by_periodic_discovery(tmp_path, monkeypatch):
     """Tags that appear while the old index tags stand still (a new layer set)
     are found by the periodic full listing, made in the background."""
-    monkeypatch.setattr(plugin_mod, "LISTING_TTL_SECS", 0.0)
+    monkeypatch.setattr(listing, "LISTING_TTL_SECS", 0.0)
     run_dir = str(tmp_path / "run")
     h.write_synthetic_run(run_dir, steps_a=range(1, 4), steps_b=())
     client, _, multiplexer = h.make_app(str(tmp_path))
     assert get_json(client, f"{BASE}/tags")["run"]["num_steps"] == 3
     h.append_steps(run_dir, range(4, 6), layers=h.LAYERS_B)  # new digest, old tags unchanged
     multiplexer.Reload()
-    monkeypatch.setattr(plugin_mod, "DISCOVERY_TTL_SECS", 0.0)
+    monkeypatch.setattr(listing, "DISCOVERY_TTL_SECS", 0.0)
     deadline = time.monotonic() + 20  # re-listed in the background
     while time.monotonic() < deadline:
         tags = get_json(client, f"{BASE}/tags")["run"]
@@ -538,18 +454,6 @@ def test_new_layer_set_found_by_periodic_discovery(tmp_path, monkeypatch):
             break
         time.sleep(0.05)
     assert tags["num_steps"] == 5 and tags["layers"][-1] == "late/kernel"
-
-
-def test_lru_budget():
-    lru = plugin_mod._LRU(100)
-    lru.put("a", 1, 60)
-    lru.put("b", 2, 30)
-    assert lru.get("a") == 1  # a is now the most recent
-    lru.put("c", 3, 30)  # evicts b (least recently used)
-    assert lru.get("b") is None and lru.get("a") == 1 and lru.get("c") == 3
-    assert lru.nbytes == 90
-    lru.put("huge", 4, 500)  # bigger than the budget: kept alone
-    assert lru.get("huge") == 4 and len(lru) == 1 and lru.nbytes == 500
 
 
 # ------------------------------------------------------------- bad data
@@ -610,6 +514,25 @@ def test_bad_data_is_reported_not_fatal(tmp_path):
         get_json(client, f"{BASE}/histogram?" + q(run=run, metric="step", layer=layer, step=1))
 
 
+def test_problems_found_reading_a_column_reach_tags(tmp_path):
+    """A stats tensor of the wrong shape is only seen when its column is read
+    (by `heatmap`); `tags` must list it from then on, without new data."""
+    run_dir = tmp_path / "run"
+    h.write_synthetic_run(str(run_dir), steps_a=range(1, 4), steps_b=())
+    digest = metadata.layer_digest([l["path"] for l in h.LAYERS_A])
+    tag = metadata.stats_tag("step", digest, "p50")
+    before = set(os.listdir(run_dir))
+    h.write_raw_tag(str(run_dir), tag, metadata.stats_content(digest, "step", "p50"), np.zeros(5, np.float32), step=3)
+    (raw,) = set(os.listdir(run_dir)) - before
+    os.rename(run_dir / raw, run_dir / "events.out.tfevents.9999999999.zz")  # read last: no out-of-order purge
+    client, _, _ = h.make_app(str(tmp_path))
+    assert get_json(client, f"{BASE}/tags")["run"]["problems"] == []  # the column was not read yet
+    out = get_json(client, f"{BASE}/heatmap?" + q(run="run", metric="step", stat="p50"))
+    assert out["steps"] == [1, 2, 3]
+    problems = get_json(client, f"{BASE}/tags")["run"]["problems"]
+    assert len(problems) == 1 and tag in problems[0] and "step 3" in problems[0], problems
+
+
 # ------------------------------------------------------------- loader
 
 
@@ -668,58 +591,6 @@ def test_loader_imports_only_base_plugin():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
-
-
-# ------------------------------------------------------------- heatmap.bin
-
-
-def decode_bin(body):
-    import struct
-
-    assert body[:4] == plugin_mod.BIN_MAGIC
-    (length,) = struct.unpack("<I", body[4:8])
-    header = json.loads(body[8 : 8 + length])
-    start = 8 + length
-    assert start % 4 == 0
-    grid = np.frombuffer(body[start:], "<f4").reshape(header["shape"])
-    return header, grid
-
-
-@pytest.mark.parametrize("max_steps", [None, 5])
-def test_heatmap_bin_matches_json(app, loaded, max_steps):
-    client, _ = app
-    data = loaded["run1"]
-    for stat in ("p50", "max", "nonfinite"):
-        params = dict(run="run1", metric="step", stat=stat)
-        if max_steps:
-            params["max_steps"] = max_steps
-        response = client.get(f"{BASE}/heatmap.bin?" + q(**params))
-        assert response.status_code == 200
-        assert response.headers["Content-Type"] == "application/octet-stream"
-        header, grid = decode_bin(response.get_data())
-        out = get_json(client, f"{BASE}/heatmap?" + q(**params))
-        assert {k: v for k, v in header.items() if k != "shape"} == {
-            k: v for k, v in out.items() if k != "values"
-        }
-        assert list(grid.shape) == [len(out["layers"]), len(out["steps"])]
-        for i, row in enumerate(out["values"]):
-            for j, value in enumerate(row):
-                if value is None:
-                    assert np.isnan(grid[i, j])
-                else:
-                    assert grid[i, j] == np.float32(value)
-                    if max_steps is None:  # unpooled: the logged float32 exactly
-                        assert float(grid[i, j]) == data.matrix("step", stat)[i, j]
-
-
-def test_heatmap_bin_errors_are_json(app):
-    client, _ = app
-    for url, code in (
-        ("heatmap.bin?run=run1&metric=step", 400),
-        ("heatmap.bin?run=nope&metric=step&stat=p50", 404),
-        ("heatmap.bin?run=run1&metric=step&stat=p50&max_steps=x", 400),
-    ):
-        assert "error" in get_json(client, f"{BASE}/{url}", code=code)
 
 
 def test_not_updated_variable_is_missing_not_nan(tmp_path):

@@ -41,7 +41,10 @@ SCRIPT = textwrap.dedent(
     out = json.loads(client.get(base + "/heatmap?run=run1&metric=update_ratio&stat=value").get_data())
     assert out["values"][0] == data.matrix("update_ratio", "value")[0].tolist()
     for url in ("/layer?run=run1&metric=step&layer=dense/bias&max_steps=3",
-                "/histogram?run=run1&metric=step&layer=dense/bias&step=2"):
+                "/cell?run=run1&metric=step&layer=dense/bias&first=2&last=5",
+                "/histogram_steps?run=run1&metric=step&layer=dense/bias",
+                "/histogram?run=run1&metric=step&layer=dense/bias&step=2",
+                "/info"):
         assert client.get(base + url).status_code == 200, url
     listing = json.loads(client.get("/data/plugins_listing").get_data())
     assert listing["stepsize"]["enabled"]

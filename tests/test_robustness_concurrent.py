@@ -110,24 +110,12 @@ def test_wide_run_is_pooled_and_correct(server, wide, max_steps, stat):
     assert got == pytest.approx([v for _, v in column], rel=1e-12)
 
 
-def test_wide_run_binary_heatmap(server, wide):
-    import gzip
-    import struct
-
-    response = requests.get(
-        server.url(f"{BASE}/heatmap.bin?" + urlencode({"run": "wide", "metric": "step", "stat": "p50", "max_steps": 500})),
-        timeout=60,
-    )
-    assert response.status_code == 200
-    raw = response.content
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    (length,) = struct.unpack_from("<I", raw, 4)
-    head = json.loads(raw[8 : 8 + length])
-    grid = np.frombuffer(raw[8 + length :], "<f4").reshape(head["shape"])
-    assert head["shape"] == [WIDE_LAYERS, 500]
+def test_wide_run_pooled_heatmap(server, wide):
+    out = get_json(requests.Session(), server, "heatmap", {"run": "wide", "metric": "step", "stat": "p50", "max_steps": 500})
+    grid = np.array(out["values"], np.float64)
+    assert grid.shape == (WIDE_LAYERS, 500)
     expected = wide.matrix("step", "p50").reshape(WIDE_LAYERS, 500, 4).mean(axis=2)
-    np.testing.assert_allclose(grid, expected.astype(np.float32), rtol=1e-6)
+    np.testing.assert_allclose(grid, expected, rtol=1e-12)
 
 
 # ------------------------------------------------ live writer + load test
@@ -152,7 +140,15 @@ def check_live_layer(out, row):
     for j, step in enumerate(steps):
         want = rh.known_stats(step, LIVE_LAYERS)["step"][row].astype(np.float64).tolist()
         assert out["values"][j] == want, step
-    assert out["histogram_steps"] == sorted(out["histogram_steps"])
+
+
+def check_live_hover(session, server, run, layer, row):
+    """What hovering a cell asks: one step's statistics, and the drill-down's histogram steps."""
+    steps = get_json(session, server, "histogram_steps", {"run": run, "metric": "step", "layer": layer})["steps"]
+    assert steps == sorted(steps)
+    if steps:
+        out = get_json(session, server, "cell", {"run": run, "metric": "step", "layer": layer, "first": steps[-1], "last": steps[-1]})
+        assert out["values"] == rh.known_stats(steps[-1], LIVE_LAYERS)["step"][row].astype(np.float64).tolist()
 
 
 def test_reading_while_writing_and_load(server, logdir, wide, tmp_path):
@@ -188,6 +184,7 @@ def test_reading_while_writing_and_load(server, logdir, wide, tmp_path):
                         check_live_heatmap(out, seen)
                     row = rng.randrange(LIVE_LAYERS)
                     check_live_layer(get_json(session, server, "layer", {"run": run, "metric": "step", "layer": layers[row]}), row)
+                    check_live_hover(session, server, run, layers[row], row)
                 time.sleep(0.1)
         except Exception as e:  # noqa: BLE001 -- reported by the test thread
             errors.append(e)

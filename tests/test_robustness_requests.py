@@ -4,7 +4,7 @@ Hypothesis builds whole raw query strings for every route -- known and
 unknown keys, repeated and missing parameters, random unicode, huge and
 negative numbers, path traversal, broken percent-escapes -- and random paths
 below the plugin's prefix.  Every answer is 200/400/404 within a time limit;
-data routes always answer JSON (or the binary heatmap on 200); a 200 answer
+data routes always answer JSON; a 200 answer
 is internally consistent; no file outside the plugin's static table is ever
 served.
 """
@@ -22,8 +22,8 @@ from tb_stepsize import plugin as plugin_mod
 
 BASE = rh.BASE
 SENTINEL = h.SENTINEL
-ROUTES = ["tags", "heatmap", "heatmap.bin", "layer", "histogram"]
-PARAMS = ["run", "metric", "stat", "layer", "step", "max_steps", "layer_filter"]
+ROUTES = ["tags", "heatmap", "layer", "cell", "histogram_steps", "histogram", "info"]
+PARAMS = ["run", "metric", "stat", "layer", "step", "max_steps", "first", "last"]
 VALID = {
     "run": ["run1"],
     "metric": ["step", "update_ratio"],
@@ -31,7 +31,8 @@ VALID = {
     "layer": [l["path"] for l in h.LAYERS_B],
     "step": ["3", "12"],
     "max_steps": ["1", "5", "100000"],
-    "layer_filter": ["kernel", "^odd", ".*"],
+    "first": ["1", "4", "9"],
+    "last": ["4", "9", "12"],
 }
 TRAVERSAL = [
     "../../../../etc/passwd",
@@ -71,6 +72,17 @@ def check_consistent(route, out, query):
         return
     if route == "histogram":
         assert isinstance(out["step"], int) and all(len(b) == 3 for b in out["bins"])
+        return
+    if route == "histogram_steps":
+        assert out["steps"] == sorted(out["steps"]) and all(isinstance(s, int) for s in out["steps"])
+        return
+    if route == "cell":
+        assert out["first"] <= out["last"] and len(out["values"]) == len(out["stats"])
+        for index, kind in out["nonfinite"]:
+            assert out["values"][index] is None and kind in ("nan", "inf", "-inf")
+        return
+    if route == "info":
+        assert out["format_version"] == 2 and out["metrics"]
         return
     steps = out["steps"]
     assert steps == sorted(steps) and len(steps) == len(out["step_ends"])
@@ -131,7 +143,7 @@ def test_fuzz_raw_query_strings(sandbox, route, query):
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], database=None)
 @given(
-    route=st.sampled_from(ROUTES[1:]),
+    route=st.sampled_from(["heatmap", "layer", "cell", "histogram"]),
     drop=st.sets(st.sampled_from(PARAMS)),
     numbers=st.fixed_dictionaries({"max_steps": NUMBERS, "step": NUMBERS}),
 )
@@ -139,24 +151,28 @@ def test_fuzz_numbers_and_missing_parameters(sandbox, route, drop, numbers):
     """Valid requests with numeric parameters replaced and parameters dropped."""
     params = {
         "heatmap": {"run": "run1", "metric": "step", "stat": "p50"},
-        "heatmap.bin": {"run": "run1", "metric": "step", "stat": "p50"},
         "layer": {"run": "run1", "metric": "step", "layer": "dense/bias"},
+        "cell": {"run": "run1", "metric": "step", "layer": "dense/bias", "last": "12"},
         "histogram": {"run": "run1", "metric": "step", "layer": "dense/bias"},
     }[route]
     missing = any(k in drop for k in params)
     params = {k: v for k, v in params.items() if k not in drop}
     if route == "histogram":
         params["step"] = numbers["step"]
+    elif route == "cell":  # steps 1..12 are logged
+        params["first"] = numbers["step"]
     else:
         params["max_steps"] = numbers["max_steps"]
     query = "&".join(f"{k}={quote(v, safe='')}" for k, v in params.items())
     response = check(sandbox, route, f"{BASE}/{route}?{query}")
-    number = numbers["step"] if route == "histogram" else numbers["max_steps"]
+    number = numbers["step"] if route in ("histogram", "cell") else numbers["max_steps"]
     well_formed = number.lstrip("-").isascii() and number.lstrip("-").isdigit() and len(number.lstrip("-")) <= 18
     if missing or not well_formed:
         assert response.status_code == 400
-    elif route != "histogram" and int(number) < 1:
+    elif route in ("heatmap", "layer") and int(number) < 1:
         assert response.status_code == 400
+    elif route == "cell" and int(number) > 12:
+        assert response.status_code == 400  # last before first
     else:
         assert response.status_code == 200
         if route in ("heatmap", "layer"):

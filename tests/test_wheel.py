@@ -18,6 +18,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 import tb_stepsize  # noqa: E402
+from tb_stepsize.assets import STATIC_FILES  # noqa: E402
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
@@ -64,7 +65,7 @@ def test_wheel_in_fresh_venv_reads_demo_logs(tmp_path):
     )
     (wheel,) = dist.glob("tb_stepsize-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for static in ("index.js", "heatmap.js", "drilldown.js", "colormaps.js", "api.js", "style.css"):
+    for static in STATIC_FILES:
         assert f"tb_stepsize/static/{static}" in names
 
     sys.path.insert(0, os.path.join(REPO, "demo"))

@@ -183,7 +183,7 @@ def test_hover_shows_value_and_quantiles(dash):
     assert "model/fast/kernel" in text and "step 20" in text and "shape [16, 16]" in text
     shown = float(dash.frame.locator("#ss-tip-number").inner_text())
     assert shown == pytest.approx(d.step_value(row, 20), rel=1e-5)
-    # The other statistics arrive lazily from the layer route.
+    # The other statistics arrive lazily from the cell route.
     dash.frame.wait_for_function("document.querySelector('.ss-tip-stats') !== null", timeout=10000)
     stats = dash.frame.locator(".ss-tip-stats").inner_text().split()
     values = dict(zip(stats[::2], stats[1::2]))
@@ -198,6 +198,21 @@ def test_hover_shows_value_and_quantiles(dash):
     dash.mouse_to(zero_row, dash.col_of(zero_step))
     dash.frame.wait_for_function("document.querySelector('#ss-tip-number')?.textContent.startsWith('0')")
     dash.page.mouse.move(5, 5)
+
+
+def test_hover_requests_only_the_cell(dash):
+    requests = []
+    listener = lambda r: requests.append(r.url)  # noqa: E731
+    dash.page.on("request", listener)
+    try:
+        row = dash.row_of("model/head/kernel")
+        dash.mouse_to(row, dash.col_of(17))
+        dash.frame.wait_for_function("document.querySelector('.ss-tip-stats') !== null", timeout=10000)
+    finally:
+        dash.page.remove_listener("request", listener)
+        dash.page.mouse.move(5, 5)
+    routes = [u.split("/data/plugin/stepsize/")[-1] for u in requests if "/data/plugin/stepsize/" in u]
+    assert routes == ["cell?run=designed&layer=model%2Fhead%2Fkernel&metric=step&first=17&last=17"], routes
 
 
 def test_layer_filter_substring_and_regex(dash):
@@ -235,7 +250,7 @@ def test_metric_switch_and_help(dash):
     col = dash.col_of(10)
     assert approx(dash.decoded(fast, col), 1e-2)
     assert approx(dash.decoded(0, col), 1e-3)
-    assert dash.js("window.__stepsize.app.legendArgs.reference.value") == 1e-3
+    assert dash.js("window.__stepsize.legend().reference.value") == 1e-3
     help_button = dash.frame.locator("button.ss-help-toggle[data-metric=update_ratio]")
     help_button.click()
     paragraph = dash.frame.locator("#ss-help-update_ratio")

@@ -1,75 +1,13 @@
-// Talking to the plugin backend and to the TensorBoard page around us.
+// The TensorBoard page around our iframe: its plugin-host channel, its dark
+// mode, its URL (which carries our selection) and links to it.
 //
-// Every URL is relative: the iframe's <base> is `<prefix>/data/plugin/stepsize/`,
-// so "tags" resolves under it whatever `--path_prefix` TensorBoard runs with.
-
-export class ApiError extends Error {
-  constructor(message, status) {
-    super(message);
-    this.status = status;
-  }
-}
-
-async function getJson(route, params, signal) {
-  const query = new URLSearchParams();
-  for (const [k, v] of Object.entries(params || {})) {
-    if (v !== undefined && v !== null) query.set(k, String(v));
-  }
-  const qs = query.toString();
-  const url = "./" + route + (qs ? "?" + qs : "");
-  let response;
-  try {
-    response = await fetch(url, { signal, headers: { Accept: "application/json" } });
-  } catch (e) {
-    if (e.name === "AbortError") throw e;
-    throw new ApiError(`cannot reach TensorBoard (${e.message})`, 0);
-  }
-  let body = null;
-  try {
-    body = await response.json();
-  } catch (e) {
-    if (e.name === "AbortError") throw e;
-    throw new ApiError(`${route}: HTTP ${response.status}, not JSON`, response.status);
-  }
-  if (!response.ok || (body && typeof body === "object" && "error" in body && !Array.isArray(body))) {
-    const message = body && body.error ? String(body.error) : `HTTP ${response.status}`;
-    throw new ApiError(message, response.status);
-  }
-  return body;
-}
-
-export function fetchTags(signal) {
-  return getJson("tags", {}, signal);
-}
-
-export function fetchHeatmap({ run, metric, stat, maxSteps }, signal) {
-  return getJson("heatmap", { run, metric, stat, max_steps: maxSteps }, signal);
-}
-
-export function fetchLayer({ run, layer, metric, maxSteps }, signal) {
-  return getJson("layer", { run, layer, metric, max_steps: maxSteps }, signal);
-}
-
-export function fetchHistogram({ run, layer, metric, step }, signal) {
-  return getJson("histogram", { run, layer, metric, step }, signal);
-}
-
-// A map of non-finite cells "row,col" -> kind, from a response's `nonfinite`.
-export function nonfiniteIndex(list) {
-  const map = new Map();
-  for (const entry of list || []) {
-    map.set(entry[0] + "," + entry[1], entry[2]);
-  }
-  return map;
-}
-
-// ---------------------------------------------------------------------------
-// TensorBoard's plugin host.  An iframed (es_module_path) plugin opens a
-// MessageChannel by posting "experimental.bootstrap" with one port to its
-// parent; messages are JSON `{type, id, payload, error, isReply}`.  The host
+// An iframed (es_module_path) plugin opens a MessageChannel by posting
+// "experimental.bootstrap" with one port to its parent; messages are JSON `{type, id, payload, error, isReply}`.  The host
 // broadcasts "experimental.DataReloaded" after every reload (button or
 // auto-reload) and answers "experimental.GetURLPluginData" with the
 // `p.<plugin>.*` entries of the dashboard's own URL hash.
+
+import { PLUGIN, fromHostHash, hostEntries, withHostEntries } from "./state.js";
 
 export class HostChannel {
   constructor(pluginName) {
@@ -155,10 +93,19 @@ export class HostChannel {
   }
 }
 
-// TensorBoard's own dark mode (its settings menu) shows as `dark-mode` on the
-// parent page's body.  Calls `callback(dark | null)` now and on every change;
-// null when the parent is not reachable (the caller then follows prefers-color-scheme).
-export function watchHostTheme(callback) {
+// Follow TensorBoard's own dark mode (its settings menu shows as `dark-mode`
+// on the parent page's body) when the parent page can be read, else the
+// browser's preference: sets `data-theme` on our root element and calls
+// `onChange()` now and on every change.
+export function followTheme(onChange) {
+  const prefersDark = matchMedia("(prefers-color-scheme: dark)");
+  let hostDark = null;
+  const apply = () => {
+    const dark = hostDark === null ? prefersDark.matches : hostDark;
+    document.documentElement.dataset.theme = dark ? "dark" : "light";
+    onChange();
+  };
+  prefersDark.addEventListener("change", apply);
   let body = null;
   try {
     if (window.parent !== window) body = window.parent.document.body;
@@ -166,27 +113,49 @@ export function watchHostTheme(callback) {
     body = null; // cross-origin: not TensorBoard's page
   }
   if (!body) {
-    callback(null);
+    apply();
     return;
   }
-  const report = () => callback(body.classList.contains("dark-mode"));
+  const report = () => {
+    hostDark = body.classList.contains("dark-mode");
+    apply();
+  };
   report();
   new window.parent.MutationObserver(report).observe(body, { attributes: true, attributeFilter: ["class"] });
 }
 
+// The selection in TensorBoard's URL (a shared link); null when the parent
+// page is out of reach.
+export function readHostHash() {
+  try {
+    return window.parent === window ? null : fromHostHash(window.parent.location.hash);
+  } catch (e) {
+    return null;
+  }
+}
+
+// Put `params` into TensorBoard's URL, while our tab is the one shown.
+export function writeHostHash(params) {
+  try {
+    if (window.parent === window) return;
+    const loc = window.parent.location;
+    const hash = withHostEntries(loc.hash, params);
+    if (hash !== null && hash !== loc.hash) {
+      window.parent.history.replaceState(window.parent.history.state, "", loc.pathname + loc.search + hash);
+    }
+  } catch (e) {
+    // cross-origin or sandboxed parent: the iframe's own hash still works
+  }
+}
+
 // The TensorBoard page's URL with our selection as `p.stepsize.*` hash
 // entries: a link that reopens this dashboard in the same state.
-export function hostLink(pluginName, params) {
+export function hostLink(params) {
   let base;
   try {
     base = window.parent.location.href.split("#")[0];
   } catch (e) {
     base = new URL("../../../", document.baseURI).href;
   }
-  const parts = [encodeURIComponent(pluginName)];
-  for (const [k, v] of Object.entries(params)) {
-    if (v === undefined || v === null || v === "") continue;
-    parts.push(`p.${pluginName}.${encodeURIComponent(k)}=${encodeURIComponent(v)}`);
-  }
-  return base + "#" + parts.join("&");
+  return base + "#" + [encodeURIComponent(PLUGIN), ...hostEntries(params)].join("&");
 }

@@ -1,0 +1,266 @@
+// The dashboard's controller: holds the selection (state.js), asks the
+// model for data and hands it to the views (sidebar, heatmap card,
+// tooltip, drill-down).  No drawing and no HTTP of its own.
+
+import { Controls } from "./controls.js";
+import { HeatmapCard } from "./card.js";
+import { DrillDown } from "./drilldown.js";
+import { saveCsv, savePng } from "./export.js";
+import { formatValue } from "./format.js";
+import { Grid } from "./grid.js";
+import { HostChannel, followTheme, hostLink, readHostHash, writeHostHash } from "./host.js";
+import { ApiError, Model } from "./model.js";
+import { colourScale } from "./scale.js";
+import { DEFAULTS, PLUGIN, fromHash, layerFilter, linkParams, parseEntries, pickStat, resolve, toHash } from "./state.js";
+import { Tooltip } from "./tooltip.js";
+import { h } from "./dom.js";
+
+const RELOAD_FALLBACK_MS = 30000;
+
+export class App {
+  constructor(root) {
+    this.state = { ...DEFAULTS };
+    this.model = new Model();
+    this.grids = []; // full (unfiltered) grids of the shown runs
+    this.shown = []; // as drawn: filtered, or their ratio
+    this.generation = 0;
+    this.timings = {};
+    this.drawCount = 0;
+    this.host = new HostChannel(PLUGIN);
+    this.controls = new Controls(this);
+    const main = h("main", { class: "ss-main" });
+    this.card = new HeatmapCard(
+      main,
+      {
+        onHover: (panel, cell, event) => this.tooltip.hoverAt(panel, cell, event),
+        onLeave: () => this.tooltip.hide(),
+        onClick: (panel, cell) => this.onCellClick(panel, cell),
+      },
+      {
+        reload: () => this.reload(),
+        link: () => this.copyLink(),
+        png: () => savePng(this.card, this.state),
+        csv: () => saveCsv(this.shown, this.state),
+      }
+    );
+    root.replaceChildren(this.controls.root, main);
+    this.tooltip = new Tooltip(root, this.model, () => this.state);
+    this.drill = new DrillDown(main, {
+      model: this.model,
+      onStep: (step) => this.set({ step: String(step) }, { refetch: false, redraw: false }),
+      onClose: () => this.set({ layer: "", step: "" }, { refetch: false }),
+    });
+  }
+
+  // Change the selection.  `refetch`: the data shown changes; `redraw`.
+  set(changes, { refetch = true, redraw = true } = {}) {
+    Object.assign(this.state, changes);
+    if (refetch) this._resolve(); // keeps run / metric / stat valid
+    this._writeHash();
+    this.controls.sync(this.state);
+    if (refetch) this.loadView();
+    else if (redraw) this.draw();
+  }
+
+  chooseStat(stat) {
+    if (this.model.catalog.isQuantile(stat)) this.preferredStat = stat;
+    this.set({ stat });
+  }
+
+  // A metric switch keeps the statistic if the metric has it, else the
+  // quantile chosen last.
+  chooseMetric(metric) {
+    if (this.model.catalog.isQuantile(this.state.stat)) this.preferredStat = this.state.stat;
+    const stats = this.model.tags[this.state.run]?.stats[metric] || [];
+    this.set({ metric, stat: pickStat(stats, this.state.stat, this.preferredStat) });
+  }
+
+  // Switch to a fixed range, starting from the range shown.
+  fixRange() {
+    const sc = this.scale;
+    const lo = this.state.lo || (sc ? formatValue(sc.lo, 3) : "1e-6");
+    const hi = this.state.hi || (sc ? formatValue(sc.hi, 3) : "1");
+    this.set({ range: "fixed", lo, hi }, { refetch: false });
+  }
+
+  _writeHash() {
+    const hash = toHash(this.state);
+    history.replaceState(null, "", location.pathname + location.search + (hash ? "#" + hash : ""));
+    writeHostHash(linkParams(this.state));
+  }
+
+  async start() {
+    // Selection: the iframe's hash, then TensorBoard's URL (a shared link).
+    const fromIframe = fromHash(location.hash);
+    const fromParent = readHostHash() || {};
+    const fromHost = parseEntries(Object.entries((await this.host.urlData()) || {}));
+    Object.assign(this.state, fromIframe, fromParent, fromHost);
+    this.controls.sync(this.state);
+    followTheme(() => {
+      if (this.grids.length) this.draw();
+      this.drill.redraw();
+    });
+    this.host.on("experimental.DataReloaded", () => this.reload());
+    if (!this.host.connected) {
+      setInterval(() => document.visibilityState === "visible" && this.reload(), RELOAD_FALLBACK_MS);
+    }
+    this.card.watchWidth(() => this.onResize());
+    await this.reload();
+  }
+
+  async reload() {
+    try {
+      await this.model.reload();
+    } catch (e) {
+      this.card.showStatus(`Could not list runs: ${e.message}`, "error");
+      return;
+    }
+    this._resolve();
+    await this.loadView();
+  }
+
+  // Make the selection valid for the listed runs and show their choices.
+  _resolve() {
+    const { tags, catalog } = this.model;
+    this.preferredStat = this.preferredStat || this.state.stat;
+    Object.assign(this.state, resolve(this.state, tags, this.preferredStat));
+    const st = this.state;
+    this.controls.setRuns(this.model.runs(), st.run, st.run2);
+    const entry = tags[st.run];
+    this.controls.setMetrics(entry ? entry.metrics : [], catalog);
+    const stats = entry && entry.stats[st.metric] ? entry.stats[st.metric] : [];
+    this.controls.setStats(catalog.ordered(stats).map((x) => [x, catalog.statLabel(x)]), st.stat);
+    this._writeHash();
+    this.controls.sync(st);
+    this.card.showProblems(st.run, entry ? entry.problems || [] : []);
+  }
+
+  _layoutWidths() {
+    const side = this.state.compare === "side" && !!this.state.run2;
+    return this.card.layoutWidths(this.model.tags[this.state.run]?.layers || [], side);
+  }
+
+  async loadView() {
+    const st = this.state;
+    const gen = ++this.generation;
+    if (this.abort) this.abort.abort();
+    this.abort = new AbortController();
+    const tags = this.model.tags;
+    const entry = tags[st.run];
+    if (!entry || !entry.metrics.length) {
+      this.grids = [];
+      this.card.showEmpty(
+        this.model.runs().length
+          ? `Run ${st.run} has no readable step-size data.`
+          : "No step-size data yet. Log some with StepSizeCallback(log_dir) in model.fit; " +
+              "this page picks new runs up when TensorBoard reloads."
+      );
+      return;
+    }
+    const wanted = [st.run];
+    if (st.compare !== "off" && st.run2 && tags[st.run2]) wanted.push(st.run2);
+    const maxSteps = Math.max(10, Math.floor(this._layoutWidths().cellsW));
+    this.card.showStatus("Loading\u2026", "loading");
+    try {
+      const { grids, timings } = await this.model.heatmaps(wanted, { ...st, maxSteps }, this.abort.signal);
+      if (gen !== this.generation) return;
+      this.grids = grids;
+      this.timings = timings;
+      this.card.showStatus("");
+      this.draw();
+      this.timings.drawnAt = performance.now();
+      this.timings.firstHeatmapMs = this.timings.drawnAt - timings.dataArrived;
+      if (st.layer) this.openDrill(st.layer, st.step ? Number(st.step) : null);
+      else this.drill.close();
+    } catch (e) {
+      if (e.name === "AbortError" || gen !== this.generation) return;
+      this.card.showStatus(e instanceof ApiError ? e.message : String(e), "error");
+    }
+  }
+
+  // Fetch again when the columns no longer fit (or a pooled heatmap could show more).
+  onResize() {
+    if (!this.grids.length) return;
+    const { cellsW } = this._layoutWidths();
+    const cols = Math.max(...this.grids.map((g) => g.cols));
+    const entry = this.model.tags[this.state.run];
+    const pooled = entry && cols < entry.num_steps;
+    if (cols > cellsW || (pooled && cols < 0.75 * cellsW)) this.loadView();
+    else this.draw();
+    this.drill.redraw(this.card.width);
+  }
+
+  // The grids as shown: filtered, and for "ratio" combined into one.
+  _shownGrids() {
+    const filter = layerFilter(this.state.filter);
+    const filtered = this.grids.map((g) => g.filtered(filter.test));
+    const total = this.grids[0] ? this.grids[0].rows : 0;
+    this.controls.showFilter({ error: filter.error, shown: filtered[0] ? filtered[0].rows : 0, total, text: this.state.filter });
+    return this.state.compare === "ratio" && filtered.length === 2 ? [Grid.ratio(filtered[0], filtered[1])] : filtered;
+  }
+
+  draw() {
+    const t0 = performance.now();
+    const st = this.state;
+    if (!this.grids.length) return;
+    this.tooltip.hide();
+    const grids = this._shownGrids();
+    this.shown = grids;
+    const metric = this.model.catalog.metric(st.metric);
+    const { scale, note } = colourScale(grids, { range: st.range, lo: st.lo, hi: st.hi, reference: metric.reference });
+    this.controls.showRangeNote(note);
+    this.scale = scale;
+    const ratio = !!(grids[0] && grids[0].info.ratioOf);
+    this.cmap = ratio ? "ratio" : st.cmap;
+    this.lastCellsMs = this.card.draw(grids, {
+      scale,
+      cmap: this.cmap,
+      xMode: st.x,
+      ratio,
+      run: st.run,
+      run2: st.run2,
+      metric,
+      stat: st.stat,
+      statLabel: this.model.catalog.statLabel(st.stat),
+      entry: this.model.tags[st.run] || {},
+      first: this.grids[0],
+      side: st.compare === "side" && !!st.run2,
+    });
+    this.card.markSelection(st.layer, st.step);
+    this.drawCount++;
+    this.lastDrawMs = performance.now() - t0;
+  }
+
+  onCellClick(panel, cell) {
+    const grid = panel.grid;
+    const layer = grid.layers[cell.row];
+    const step = cell.col >= 0 ? grid.steps[cell.col] : null;
+    this.state.layer = layer;
+    this.state.step = step === null ? "" : String(step);
+    this._writeHash();
+    this.card.markSelection(this.state.layer, this.state.step);
+    this.openDrill(layer, step, { scroll: true });
+  }
+
+  openDrill(layer, step, { scroll = false } = {}) {
+    this.drill.openLayer(this.state, layer, step, this.card.width);
+    if (scroll && this.drill.open) this.drill.root.scrollIntoView({ behavior: "smooth", block: "nearest" });
+  }
+
+  link() {
+    return hostLink(linkParams(this.state));
+  }
+
+  async copyLink() {
+    const link = this.link();
+    let copied = false;
+    try {
+      await navigator.clipboard.writeText(link);
+      copied = true;
+    } catch (e) {
+      copied = false;
+    }
+    this.card.showStatus(copied ? "Link copied." : `Link: ${link}`, "info");
+    if (copied) setTimeout(() => this.card.status.textContent === "Link copied." && this.card.showStatus(""), 2500);
+  }
+}

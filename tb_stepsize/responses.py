@@ -1,0 +1,92 @@
+"""What each of the plugin's data routes answers, as plain JSON data built from a `RunData`.
+
+No HTTP and no caching here (that is `plugin` and `runstore`): each function
+takes already-checked request values and returns the dict the route sends,
+so a route's meaning can be read, and tested, in one place.  Grids are
+encoded by `encoding.encode_grid`.
+"""
+
+import numpy as np
+
+from tb_stepsize import reader
+from tb_stepsize.encoding import encode_grid
+
+_UNREADABLE = {"layers": [], "layer_info": [], "metrics": [], "stats": {}, "max_step": -1, "num_steps": 0, "optimizer": ""}
+
+
+def tags_entry(summary, problems):
+    """One run of `tags`: its `RunData.summary()` (None if unreadable) and its problems."""
+    return {**(_UNREADABLE if summary is None else summary), "problems": list(problems)}
+
+
+def heatmap(run, data, metric, stat, max_steps):
+    """`stat` of `metric` for every layer, pooled into at most `max_steps` columns."""
+    pooled = data.pooled(metric, stat, max_steps)
+    cells, nonfinite = encode_grid(pooled.values, pooled.present)
+    return {
+        "run": run,
+        "metric": metric,
+        "stat": stat,
+        "layers": list(data.layers),
+        "steps": pooled.firsts.tolist(),
+        "step_ends": pooled.ends.tolist(),
+        # null for a wall time that is not a finite number (a damaged event)
+        "wall_times": [w if np.isfinite(w) else None for w in pooled.wall_times.tolist()],
+        "values": cells,
+        "nonfinite": nonfinite,
+        "pooling": pooled.rule,
+    }
+
+
+def layer(run, data, layer, metric, max_steps):
+    """Every statistic of `metric` for one layer, pooled as `heatmap` pools them."""
+    data.check(metric, layer=layer)
+    row = data.layers.index(layer)
+    names = data.stats[metric]
+    columns, present = [], None
+    for name in names:  # one statistic at a time: at most one matrix is read at once
+        pooled = data.pooled(metric, name, max_steps)
+        columns.append(np.asarray(pooled.values[row], np.float64))
+        present = pooled.present[row]
+    values = np.stack(columns, axis=1)  # [C, S]
+    cells, nonfinite = encode_grid(values, np.repeat(present[:, None], len(names), axis=1))
+    return {
+        "run": run,
+        "layer": layer,
+        "metric": metric,
+        "stats": list(names),
+        "steps": pooled.firsts.tolist(),
+        "step_ends": pooled.ends.tolist(),
+        "values": cells,
+        "nonfinite": nonfinite,
+    }
+
+
+def cell(run, data, layer, metric, first, last):
+    """Every statistic of `metric` for one layer pooled over the logged steps `first..last`."""
+    values, present = data.pooled_span(metric, layer, first, last)
+    cells, nonfinite = encode_grid(values, present)
+    return {
+        "run": run,
+        "layer": layer,
+        "metric": metric,
+        "first": first,
+        "last": last,
+        "stats": list(data.stats[metric]),
+        "values": cells,
+        "nonfinite": nonfinite,
+    }
+
+
+def histogram_steps(run, layer, metric, steps):
+    return {"run": run, "layer": layer, "metric": metric, "steps": steps.tolist()}
+
+
+def histogram(run, layer, metric, steps, arrays, step):
+    """The histogram logged at the step nearest `step` (the earlier one on a tie)."""
+    if not len(arrays):
+        raise reader.NotFound(f"no histograms of {metric!r} for layer {layer!r} in run {run!r}")
+    i = int(np.searchsorted(steps, step))
+    if i == len(steps) or (i > 0 and step - steps[i - 1] <= steps[i] - step):
+        i -= 1
+    return {"step": int(steps[i]), "bins": arrays[i].tolist()}
