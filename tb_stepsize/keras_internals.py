@@ -19,6 +19,7 @@ import re
 
 import keras
 
+_IMPORT_ERROR = None
 try:  # base_optimizer.py (3.12-3.15): the backend-independent optimizer
     from keras.src.optimizers.base_optimizer import BaseOptimizer
 except ImportError as e:  # moved in a later Keras: `attach_problem` says so

@@ -195,7 +195,7 @@ def test_keras_own_optimizers_pass_the_signature_check():
 def test_private_names_missing_at_import_are_named_at_attach(tmp_path, monkeypatch):
     """A later Keras or TensorFlow that moved a private module: one clear message, not an ImportError."""
     monkeypatch.setattr(keras_internals, "BaseOptimizer", None)
-    monkeypatch.setattr(keras_internals, "_IMPORT_ERROR", ImportError("No module named 'keras.src.optimizers.base_optimizer'"), raising=False)
+    monkeypatch.setattr(keras_internals, "_IMPORT_ERROR", ImportError("No module named 'keras.src.optimizers.base_optimizer'"))
     assert keras_internals.attach_problem(keras.optimizers.Adam()) == (
         f"Keras {keras.__version__}: No module named 'keras.src.optimizers.base_optimizer'"
     )
