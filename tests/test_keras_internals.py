@@ -258,4 +258,12 @@ def test_decays_honours_exclusions_and_no_decay():
     plain.build([variable])
     assert not keras_internals.decays(plain, variable)
     assert not keras_internals.has_own_weight_decay(optimizer)
-    assert keras_internals.has_own_weight_decay(keras.optimizers.Muon())
+
+    class OwnDecay(keras.optimizers.AdamW):
+        def _apply_weight_decay(self, variables):
+            return super()._apply_weight_decay(variables)
+
+    assert keras_internals.has_own_weight_decay(OwnDecay(weight_decay=0.1))
+    # Keras 3.15's Muon has a decay of its own, 3.12's not.
+    muon_own = "_apply_weight_decay" in vars(keras.optimizers.Muon)
+    assert keras_internals.has_own_weight_decay(keras.optimizers.Muon()) == muon_own
