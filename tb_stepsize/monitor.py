@@ -1,66 +1,36 @@
 """Records the step every optimizer update applies, per watched variable.
 
-`StepSizeMonitor` hooks one Keras 3 optimizer instance.  Inside the train
+`StepSizeMonitor` hooks one Keras 3 optimizer instance (`update_hooks`, after
+the attach-time checks of `keras_internals` and `keras_tf`).  Inside the train
 step, at a logged update, each watched variable is read before and after its
-update and reduced on the device to per-layer statistics written into small
-ring-buffer variables.  On the host, `after_steps()` pulls the buffer only
-when it is about to fill or `flush_secs` have passed (one host/device sync
-for many logged updates, none for unlogged ones), and `summary.StepWriter`
-writes them.
+update and reduced on the device (`reduction`) to per-layer statistics
+written into small ring-buffer variables.  On the host, `after_steps()`
+pulls the buffer only when it is about to fill or `flush_secs` have passed
+(one host/device sync for many logged updates, none for unlogged ones), and
+`summary.StepWriter` writes them.
 
-Hooks (instance attributes, removed by `close()`):
-
-* `_backend_apply_gradients`: decides once per call whether it makes an
-  update that is logged: update t (`optimizer.iterations` after it, which
-  Keras counts in real updates even with gradient accumulation) is logged
-  when (t - 1) % every_n_steps == 0, so the first update is always logged.
-  A logged update first snapshots all small variables with one concat.
-* `_backend_update_step`: after Keras updated every variable, reduces the
-  small ones together from that snapshot and the gradients it was given
-  (after Keras' clipping and accumulation), and publishes the slot.  So a
-  small variable adds no op of its own to the train step: the cost of a
-  model with thousands of variables does not grow per variable.
-* `update_step`: a large variable (a snapshot of all of them would double
-  their memory) is read before and after Keras' own update inside its own
-  `tf.cond` and reduced on its own, chunk by chunk.
-* `_apply_weight_decay`: defers decoupled weight decay of a variable that
-  is recorded on its own to its `update_step`, so that its "before" snapshot
-  includes it and only one such snapshot is alive at a time.  Decay of a
-  variable depends only on that variable, so deferring it changes no value.
-
-Under MirroredStrategy and MultiWorkerMirroredStrategy the replicas hold
-identical copies after the all-reduce, so only one copy is recorded: replica
-0 decides and publishes the logged update, and `update_step` records the copy
-on replica 0's device (the other copies run the plain update); there every
-variable is recorded in its own `update_step`, since the all-reduced
-gradients exist only there.  The ring
-buffer is a plain variable on that device, so nothing is counted twice and
-recording needs no collective.  Only the chief (the worker that writes
-summaries) records; the other workers train unhooked.
+Under MirroredStrategy and MultiWorkerMirroredStrategy one copy is recorded,
+on replica 0's device, where the ring buffer lives (see `update_hooks`).
+Only the chief (the worker that writes summaries) records; the other
+workers train unhooked.
 """
 
 import atexit
-import contextlib
 import os
 import re
 import tempfile
-import threading
 import time
 import warnings
 import weakref
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from tensorflow.python.distribute.numpy_dataset import SingleDevice
-from tensorflow.python.ops.cond_v2 import indexed_case
-
-from tb_stepsize import metadata, optimizer_rules
+from tb_stepsize import keras_internals, keras_tf, metadata, optimizer_rules
 from tb_stepsize.reduction import Reducer
 from tb_stepsize.summary import StepWriter
+from tb_stepsize.update_hooks import UpdateHooks
 
-_HOOKS = ("_backend_apply_gradients", "_backend_update_step", "_apply_weight_decay", "update_step")
 _REPLICATING = (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)
 BUFFER_BYTES = 32 << 20  # default size of the device ring buffer
 MAX_CAPACITY = 64
@@ -99,58 +69,6 @@ def _recording_device(strategy):
             "(single device, MirroredStrategy and MultiWorkerMirroredStrategy are)"
         )
     return None
-
-
-def _plain_variables_on(device):
-    """A context in which new variables are plain ones on `device` (a no-op for None).
-
-    Inside a strategy's scope a `SingleDevice` passed as `colocate_with` is how
-    TensorFlow itself makes a non-mirrored variable (its numpy datasets do).
-    """
-    stack = contextlib.ExitStack()
-    if device is not None:
-        name = device.to_string()
-        stack.enter_context(tf.device(name))
-        if tf.distribute.has_strategy():
-            stack.enter_context(
-                tf.variable_creator_scope(lambda create, **kw: create(colocate_with=SingleDevice(name), **kw))
-            )
-    return stack
-
-
-def _only_if(pred, fn):
-    """Run `fn` (stateful, no result) in the graph only where `pred` is true.
-
-    `tf.cond` is lowered to a Switch op per tensor the branch captures
-    (thousands when `fn` reads every variable and slot), each run at every
-    step; this stays one function-call op whose skipped call only passes its
-    inputs on (~0.4 µs per captured tensor on CPU against ~1.2 µs).
-    """
-
-    def run():
-        fn()
-        return tf.constant(0)
-
-    indexed_case(tf.cast(pred, tf.int32), [lambda: tf.constant(0), run], lower_using_switch_merge=False)
-
-
-def _gradient_as_used(gradient, variable):
-    """The gradient in float32 as the optimizer applies it: cast to the variable's dtype first."""
-    return tf.cast(tf.cast(tf.convert_to_tensor(gradient), variable.dtype), tf.float32)
-
-
-class _Trace:
-    """Per-trace state shared by the hooks of one `apply` call on one replica.
-
-    `log` is None on a replica that only updates (not replica 0).
-    """
-
-    def __init__(self, log=None, slot=None, t=None):
-        self.log = log
-        self.slot = slot
-        self.t = t
-        self.deferred_decay = {}
-        self.chain = []
 
 
 class StepSizeMonitor:
@@ -215,7 +133,7 @@ class StepSizeMonitor:
         self.host_reads = 0  # buffer pulls, a host/device sync each
         self.logged_steps = 0
         self._writer = None
-        self._installed = ()
+        self._hooks = None
         self._failed = False
         try:
             self._attach(log_dir, optimizer, variables, include, exclude, metrics, histograms, max_pending, steps_per_call)
@@ -251,21 +169,21 @@ class StepSizeMonitor:
 
     def _attach(self, log_dir, optimizer, variables, include, exclude, metrics, histograms, max_pending, steps_per_call):
         inner = getattr(optimizer, "inner_optimizer", optimizer)
-        if not isinstance(inner, keras.optimizers.Optimizer) or not all(
-            hasattr(inner, h) for h in _HOOKS
-        ):
-            raise MonitorError(
-                f"cannot decompose optimizer {type(optimizer).__name__}: "
-                "a Keras 3 optimizer (keras.optimizers.*) is needed"
-            )
-        strategy = getattr(inner, "_distribution_strategy", None) or tf.distribute.get_strategy()
+        # Before anything is created: on another backend nothing may touch log_dir.
+        problem = keras_internals.attach_problem(inner, type(optimizer).__name__) or keras_tf.attach_problem()
+        if problem:
+            raise MonitorError(problem)
+        old_keras = keras_internals.old_keras_warning()
+        if old_keras:
+            warnings.warn(f"tb_stepsize: {old_keras}.", stacklevel=3)
+        strategy = keras_tf.strategy_of(inner)
         device = _recording_device(strategy)
         if not strategy.extended.should_save_summary:
             return  # a worker other than the chief: the chief records the run
         if variables is None:
             if not optimizer.built:
                 raise MonitorError("the optimizer is not built: pass `variables` or build it first")
-            variables = inner._trainable_variables
+            variables = keras_internals.built_variables(inner)
         variables = list(variables)
         watched = _select(variables, include, exclude)
         if not watched:
@@ -294,7 +212,7 @@ class StepSizeMonitor:
                 "update; recording `step` and `update_ratio` only.",
                 stacklevel=3,
             )
-        self._keras_vars = {inner._var_key(v): v for v in watched}
+        self._keras_vars = {keras_internals.variable_key(inner, v): v for v in watched}
         self._rows = {key: row for row, key in enumerate(self._keras_vars)}
         self.layers = [
             {"path": v.path, "shape": [int(d) for d in v.shape], "dtype": str(v.dtype)}
@@ -303,176 +221,31 @@ class StepSizeMonitor:
         self._accumulation = int(inner.gradient_accumulation_steps or 1)
         self._per_call = -(-int(steps_per_call) // self.every_n_steps) + 1  # logged updates one call can add
         self._capacity = int(max_pending or _default_capacity(watched, self._per_call))
-        self._device = device
-        # Under a strategy Keras' decay cannot run inside one copy's update (it
-        # merges across replicas), so `_decay` redoes it per copy; an optimizer
-        # with a decay of its own (Muon) keeps it where Keras runs it.
-        self._defers_decay = (
-            device is None or type(inner)._apply_weight_decay is keras.optimizers.Optimizer._apply_weight_decay
-        )
-        with _plain_variables_on(device):
+        with keras_tf.plain_variables_on(device):
             self._reducer = Reducer(watched, inner, rule, self._capacity, bulk=device is None, metrics=metrics)
             # Off while paused or closed: a compiled train step that still
             # carries the hooks then records nothing.
             self._active = tf.Variable(True, trainable=False)
-        self._own_rows = set(self._reducer.own_rows)  # recorded in their own update_step
         self.metrics = self._reducer.metrics
 
-        self._calls_host = int(inner._iterations.numpy())  # predicted calls, for pulls
+        self._calls_host = int(keras_internals.apply_calls(inner).numpy())  # predicted calls, for pulls
         self._seen = 0
         self._pending = 0  # logged updates (predicted) not pulled yet
         self._unflushed = False
         self._last_flush = time.monotonic()
         self._writer = StepWriter(log_dir, self.layers, self.metrics, type(optimizer).__name__, histograms=histograms)
-        self._install()
+        self._hooks = UpdateHooks(
+            inner, self._reducer, self._rows, device, self._active, self.every_n_steps, self._accumulation, self._capacity
+        )
         inner._tb_stepsize_monitor = weakref.ref(self)
         atexit.register(self.close)
         self.enabled = True
 
-    def _install(self):
-        opt = self._optimizer
-        originals = {name: getattr(opt, name) for name in _HOOKS}
-        self._originals = originals
-        opt._backend_apply_gradients = self._hook_apply_gradients
-        opt._backend_update_step = self._hook_update_all
-        opt._apply_weight_decay = self._hook_weight_decay
-        opt.update_step = self._hook_update_step
-        self._installed = _HOOKS
-        # Replicas trace `apply` concurrently, one thread each: each has its own trace.
-        self._local = threading.local()
-        self._recording = None  # replica 0's trace while it runs `apply`
-
     def _uninstall(self):
-        for name in self._installed:
-            self._optimizer.__dict__.pop(name, None)
-        self._installed = ()
+        hooks, self._hooks = self._hooks, None
+        if hooks is not None:
+            hooks.remove()
 
-    def _trace(self):
-        """The trace of the `apply` this thread runs, else replica 0's.
-
-        A merge call runs the update functions of all copies in the thread
-        that called `strategy.run`, while the replicas wait in theirs.
-        """
-        return getattr(self._local, "trace", None) or self._recording
-
-    def _records_here(self):
-        """Whether this replica decides and publishes logged updates (replica 0 only)."""
-        if self._device is None:
-            return True
-        context = tf.distribute.get_replica_context()
-        return context is not None and tf.get_static_value(context.replica_id_in_sync_group) == 0
-
-    def _records_copy(self, variable):
-        """Whether `variable` (one device's copy under a strategy) is the recorded one."""
-        return self._device is None or tf.DeviceSpec.from_string(variable.device) == self._device
-
-    def _run_apply(self, trace, grads, trainable_variables):
-        """Keras' own `_backend_apply_gradients`, with `trace` visible to the hooks it calls."""
-        self._local.trace = trace
-        if trace.log is not None:
-            self._recording = trace
-        try:
-            self._originals["_backend_apply_gradients"](grads, trainable_variables)
-        finally:
-            self._local.trace = None
-            if trace.log is not None:
-                self._recording = None
-
-    # ------------------------------------------------------ device-side hooks
-    def _hook_apply_gradients(self, grads, trainable_variables):
-        if not self._records_here():
-            self._run_apply(_Trace(), grads, trainable_variables)
-            return
-        # Keras counts calls in `_iterations` and updates in `iterations`
-        # (calls // gradient_accumulation_steps); t is the update this call makes.
-        calls = tf.cast(self._optimizer._iterations, tf.int64) + 1
-        k = self._accumulation
-        t = calls // k
-        log = self._active & tf.equal(calls % k, 0) & tf.equal((t - 1) % self.every_n_steps, 0)
-        reducer = self._reducer
-        slot = tf.cast(reducer.count % self._capacity, tf.int32)  # the host reads slots in count order
-
-        _only_if(log, lambda: reducer.begin(slot))
-        self._run_apply(_Trace(log, slot, t), grads, trainable_variables)
-
-    def _hook_update_all(self, grads, trainable_variables, learning_rate):
-        self._originals["_backend_update_step"](grads, trainable_variables, learning_rate)
-        trace = self._trace()
-        if trace is None or trace.log is None:
-            return
-        small = {}  # gradients of the variables reduced in bulk, by row
-        for g, v in zip(grads, trainable_variables):
-            row = self._rows.get(self._optimizer._var_key(v))
-            if row is not None and row not in self._own_rows:
-                small[row] = _gradient_as_used(g, v)
-
-        def end():
-            with tf.control_dependencies(trace.chain):
-                self._reducer.end(trace.slot, trace.t, learning_rate, small)
-
-        _only_if(trace.log, end)
-
-    def _hook_weight_decay(self, variables):
-        trace = self._trace()
-        opt = self._optimizer
-        if trace is None or opt.weight_decay is None or not self._defers_decay:
-            return self._originals["_apply_weight_decay"](variables)
-        others = []
-        for v in variables:
-            key = opt._var_key(v)
-            if self._rows.get(key) in self._own_rows:
-                trace.deferred_decay[key] = v
-            else:
-                others.append(v)
-        if others:
-            self._originals["_apply_weight_decay"](others)
-
-    def _decay(self, variable, decayed):
-        """Apply the weight decay deferred for `decayed`; `variable` is the copy being updated."""
-        if self._device is None:
-            self._originals["_apply_weight_decay"]([decayed])
-            return
-        opt = self._optimizer  # as Keras' TF optimizer decays each copy
-        if opt._use_weight_decay(variable):
-            wd, lr = (tf.cast(x, variable.dtype) for x in (opt.weight_decay, opt.learning_rate))
-            variable.assign_sub(variable * wd * lr)
-
-    def _hook_update_step(self, gradient, variable, learning_rate):
-        opt = self._optimizer
-        trace = self._trace()
-        key = opt._var_key(variable)
-        row = self._rows.get(key)
-        if trace is None or row not in self._own_rows:
-            return self._originals["update_step"](gradient, variable, learning_rate)
-        decayed = trace.deferred_decay.get(key)
-
-        def update():
-            if decayed is not None:
-                self._decay(variable, decayed)
-            self._originals["update_step"](gradient, variable, learning_rate)
-
-        if trace.log is None or not self._records_copy(variable):
-            update()  # another device's copy: updated, not recorded
-            return
-
-        def plain():
-            update()
-            return tf.constant(0)
-
-        def logged():
-            before = variable.read_value()
-            update()
-            after = variable.read_value()
-            grad = _gradient_as_used(gradient, variable)
-            decay = None
-            if decayed is not None and opt._use_weight_decay(decayed):
-                decay = tf.cast(opt.weight_decay, tf.float32) * tf.cast(learning_rate, tf.float32)
-            self._reducer.record(row, trace.slot, before, after, grad, variable, learning_rate, decay)
-            return tf.constant(0)
-
-        with tf.control_dependencies(trace.chain):
-            done = tf.cond(trace.log, logged, plain)
-        trace.chain = [done]
 
     # ------------------------------------------------------------- host side
     def after_steps(self, n=1):
@@ -553,7 +326,7 @@ class StepSizeMonitor:
     def resume(self):
         """Record again (e.g. the next `fit` with the same compiled step)."""
         if self.enabled and self._paused:
-            self._calls_host = int(self._optimizer._iterations.numpy())
+            self._calls_host = int(keras_internals.apply_calls(self._optimizer).numpy())
             self._active.assign(True)
             self._paused = False
 

@@ -5,7 +5,8 @@ hold m_t, v_t (and Nadam's u-product) of this step and `optimizer.iterations`
 is still t - 1.  Each rule mirrors its optimizer's Keras 3 `update_step`
 operation for operation, in float32, in three parts: `scalars` computes the
 per-step constants (the same for every variable), `slots` names a variable's
-slot tensors, and `elementwise` maps (slices or concatenations of) slots and
+slot tensors (read through `keras_internals`, as Keras keeps them private),
+and `elementwise` maps (slices or concatenations of) slots and
 gradients to
 
 * `effective_lr`: the per-parameter factor the first moment is multiplied by,
@@ -29,6 +30,8 @@ import collections
 
 import keras
 import tensorflow as tf
+
+from tb_stepsize import keras_internals
 
 Rule = collections.namedtuple("Rule", ["scalars", "slots", "elementwise"])
 
@@ -55,9 +58,7 @@ def _adam_scalars(optimizer, learning_rate):
 
 
 def _adam_slots(optimizer, variable):
-    index = optimizer._get_variable_index(variable)
-    v = (optimizer._velocity_hats if optimizer.amsgrad else optimizer._velocities)[index]
-    return {"m": optimizer._momentums[index], "v": v}
+    return dict(zip("mv", keras_internals.adam_moments(optimizer, variable)))
 
 
 def _adam_elementwise(s, a, g):
@@ -76,7 +77,7 @@ def _nadam_scalars(optimizer, learning_rate):
     decay = tf.constant(0.96, tf.float32)
     u_t = beta_1 * (1.0 - 0.5 * tf.pow(decay, t))
     u_t_1 = beta_1 * (1.0 - 0.5 * tf.pow(decay, t + 1))
-    u_product_t = _f32(optimizer._u_product)
+    u_product_t = _f32(keras_internals.nadam_u_product(optimizer))
     return {
         "lr": _f32(learning_rate),
         "u_t": u_t,
@@ -89,8 +90,7 @@ def _nadam_scalars(optimizer, learning_rate):
 
 
 def _nadam_slots(optimizer, variable):
-    index = optimizer._get_variable_index(variable)
-    return {"m": optimizer._momentums[index], "v": optimizer._velocities[index]}
+    return dict(zip("mv", keras_internals.nadam_moments(optimizer, variable)))
 
 
 def _nadam_elementwise(s, a, g):
@@ -110,8 +110,7 @@ def _adamax_scalars(optimizer, learning_rate):
 
 
 def _adamax_slots(optimizer, variable):
-    index = optimizer._get_variable_index(variable)
-    return {"m": optimizer._m[index], "u": optimizer._u[index]}
+    return dict(zip("mu", keras_internals.adamax_moments(optimizer, variable)))
 
 
 def _adamax_elementwise(s, a, g):

@@ -26,7 +26,7 @@ elements with a non-zero intended step and a zero applied step, and
 import numpy as np
 import tensorflow as tf
 
-from tb_stepsize import device_stats, metadata
+from tb_stepsize import device_stats, keras_internals, metadata
 
 SMALL_MAX = 1 << 16  # elements: variables up to this size share one reduction
 CHUNK = 1 << 18  # elements per chunk of a large variable
@@ -118,10 +118,7 @@ class Reducer:
                 self._scratch_grad = variable([total], tf.float32, 0.0) if rule is not None else None
                 self._updated = variable([len(self.small_rows)], tf.bool, False)
             self._small_vars = [variables[r] for r in self.small_rows]
-            decays = [
-                float(optimizer.weight_decay is not None and optimizer._use_weight_decay(variables[r]))
-                for r in self.small_rows
-            ]
+            decays = [float(keras_internals.decays(optimizer, variables[r])) for r in self.small_rows]
             self._decay_mask = tf.constant(np.repeat(decays, [self.sizes[r] for r in self.small_rows]), tf.float32)
             # One fused kernel instead of a few hundred small ops per logged step.
             self._small_summary = tf.function(self._small_summary_fn, jit_compile=True)

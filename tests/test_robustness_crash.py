@@ -24,6 +24,7 @@ The seed is random; set TB_STEPSIZE_CRASH_SEED to replay one.
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -76,6 +77,11 @@ TRAIN = textwrap.dedent(
 )
 
 
+# One report of the training process, at the end of its line: another
+# library's output without a newline may precede it on the same line.
+REPORT = re.compile(r"(?:(?P<flag>READY|DONE)|(?P<kind>STEP|EPOCH) (?P<step>\d+) (?P<time>[\d.e+-]+))\n\Z")
+
+
 class Trainer:
     """One training process; lines of its stdout collected with their kind."""
 
@@ -98,15 +104,18 @@ class Trainer:
 
     def _read(self):
         for line in self.proc.stdout:
-            kind, *rest = line.split()
-            if kind == "READY":
+            if not line.endswith("\n"):
+                break  # the last line, cut off by the kill: a report never finished
+            report = REPORT.search(line)
+            if report is None:
+                continue  # some library's own output
+            if report["flag"] == "READY":
                 self.ready.set()
-            elif kind == "STEP":
-                self.steps.append((int(rest[0]), float(rest[1])))
-            elif kind == "EPOCH":
-                self.epochs.append((int(rest[0]), float(rest[1])))
-            elif kind == "DONE":
+            elif report["flag"] == "DONE":
                 self.done = True
+            else:
+                reports = self.steps if report["kind"] == "STEP" else self.epochs
+                reports.append((int(report["step"]), float(report["time"])))
 
     def start(self, step):
         assert self.ready.wait(120), "training process did not start"

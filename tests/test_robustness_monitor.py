@@ -21,6 +21,7 @@ tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
 import tb_stepsize  # noqa: E402
+from tb_stepsize import keras_internals  # noqa: E402
 from tb_stepsize import monitor as monitor_mod  # noqa: E402
 from tb_stepsize import summary  # noqa: E402
 
@@ -227,7 +228,7 @@ def test_failed_monitor_unhooks_and_training_is_unchanged(tmp_path, monkeypatch)
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         model.fit(X, Y, batch_size=16, epochs=2, shuffle=False, verbose=0, callbacks=[callback])
-    assert not any(name in model.optimizer.__dict__ for name in monitor_mod._HOOKS)
+    assert not any(name in model.optimizer.__dict__ for name, _ in keras_internals.HOOKED_METHODS.values())
     for got, want in zip(model.trainable_variables, expected):
         np.testing.assert_array_equal(got.numpy(), want)
 
