@@ -25,7 +25,7 @@ export class FindingsPanel {
       "aria-controls": "ss-findings-list",
       onclick: () => this.setExpanded(!this.expanded),
     });
-    this.items = h("ul", { class: "ss-findings-list", id: "ss-findings-list" });
+    this.items = h("ul", { class: "ss-findings-list", id: "ss-findings-list", onscroll: () => this._edges() });
     this.root = h(
       "section",
       { class: "ss-card ss-findings", "aria-labelledby": "ss-findings-title", hidden: true },
@@ -83,6 +83,7 @@ export class FindingsPanel {
     this.toggle.textContent = expanded ? "Hide" : "Show";
     this.toggle.setAttribute("aria-expanded", String(expanded));
     this.items.hidden = !expanded || !this.list.length;
+    this._edges();
   }
 
   // Show `finding`'s heatmap and outline it (or clear it if it is the one shown).
@@ -108,6 +109,15 @@ export class FindingsPanel {
     this.items.replaceChildren(...list.map((f) => h("li", {}, this._entry(f, findingId(f) === selected))));
     const chosen = this.items.querySelector('[aria-pressed="true"]');
     if (chosen) this.items.scrollTop = chosen.offsetTop; // a link's finding is in view (the list is its offsetParent)
+    this._edges();
+  }
+
+  // Fade the list's edges where entries are scrolled out of sight (a cut
+  // entry then reads as "more this way").
+  _edges() {
+    const l = this.items;
+    l.classList.toggle("ss-more-above", l.scrollTop > 0);
+    l.classList.toggle("ss-more-below", l.scrollTop + l.clientHeight < l.scrollHeight - 1);
   }
 
   // Entries keep their nodes (and the keyboard focus) when only the choice changes.
