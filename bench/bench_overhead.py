@@ -1,21 +1,26 @@
 """Training-side cost of tb_stepsize, measured side by side in one run.
 
-    python bench/bench_overhead.py                  # full table (about 15 minutes on 2 cores)
+    python bench/bench_overhead.py                  # full table (about 25 minutes on 2 cores)
     python bench/bench_overhead.py --models cnn     # one model
     python bench/bench_overhead.py --quick          # seconds-long smoke run, numbers meaningless
 
-For each model (the demo CNN, the demo transformer, a ~100M-parameter MLP),
-every configuration trains from the same start; configurations are
-interleaved and repeated, the first epoch (tracing) is dropped, each fit
-counts its fastest epoch (step times on a shared machine jump between two
-speeds for whole epochs), and ratios are taken to plain `fit` measured in
-the same repeat.  Columns:
+For each model (the demo CNN, the demo transformer, a CNN of about a
+million parameters, a ~100M-parameter MLP), every configuration trains
+from the same start; configurations are interleaved and repeated, the
+first epoch (tracing) is dropped, each fit counts its fastest epoch (step
+times on a shared machine jump between two speeds for whole epochs), and
+each ratio pairs a configuration with the plain `fit` of the same repeat.
+Ratio cells are `cpu/wall`: the median over the repeats of the paired
+ratios of the process's CPU time (`time.process_time()`, all threads: the
+steadier measure of the work added) and of wall time.  Columns:
 
-* `every_n=1/10/100`: time per step with StepSizeCallback ÷ plain fit
-  (`min/median` over the repeats);
+* `every_n=1/10/100`: time per step with StepSizeCallback ÷ plain fit;
 * `n=1 step,ratio`: every step, only `metrics=("step", "update_ratio")`;
 * `keras_hist`: keras.callbacks.TensorBoard(histogram_freq=1) with epochs of
   `--steps` steps (weight histograms at that frequency) ÷ plain fit;
+* `first fit +s`: wall seconds the first epoch of a fit with the callback
+  (every step logged) takes beyond the plain fit's first epoch -- tracing
+  and compiling the monitored train step (median over the repeats);
 * `logged/floor`: extra time of one logged step ÷ one compiled pass that
   reads every trainable weight and optimizer slot once (the memory-traffic
   floor of any exact monitor);
@@ -56,6 +61,23 @@ def build(name, quick):
     if name == "transformer":
         x, y = data.reversal(64 * 40)
         return demo.transformer(), x, y, 64
+    if name == "cnn1m":  # three 3x3 convolutions (32/64/96) on 32x32x3, a 256-unit dense layer: 0.96M parameters
+        model = keras.Sequential(
+            [
+                keras.Input((32, 32, 3)),
+                keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="conv1"),
+                keras.layers.MaxPooling2D(),
+                keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="conv2"),
+                keras.layers.MaxPooling2D(),
+                keras.layers.Conv2D(96, 3, activation="relu", name="conv3"),
+                keras.layers.Flatten(),
+                keras.layers.Dense(256, activation="relu", name="dense"),
+                keras.layers.Dense(10, name="logits"),
+            ],
+            name="cnn1m",
+        )
+        rng = np.random.default_rng(0)
+        return model, rng.standard_normal((64 * 40, 32, 32, 3)).astype("float32"), rng.integers(0, 10, 64 * 40), 64
     if name == "mlp100m":
         width = 512 if quick else 8192
         model = keras.Sequential(
@@ -83,13 +105,14 @@ def timer_callback():
 
     class Timer(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            self.times = []
+            self.times, self.cpu_times = [], []
 
         def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
+            self.start, self.cpu_start = time.perf_counter(), time.process_time()
 
         def on_epoch_end(self, epoch, logs=None):
             self.times.append(time.perf_counter() - self.start)
+            self.cpu_times.append(time.process_time() - self.cpu_start)
 
     return Timer()
 
@@ -123,7 +146,9 @@ def time_model(name, args):
         # Keras' histogram summary one-hot encodes every weight into 30 float64
         # buckets: [67M, 30] doubles = 16 GB for the widest layer (OOM here).
         configs.remove("keras_hist")
-    per_step = {c: [] for c in configs}
+    per_step = {c: [] for c in configs}  # wall seconds per step, one entry per repeat
+    cpu_per_step = {c: [] for c in configs}  # process CPU seconds per step
+    first_epoch = {c: [] for c in configs}  # wall seconds of the first (tracing) epoch
     failed = {}
     extra = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -154,6 +179,8 @@ def time_model(name, args):
                 # The fastest timed epoch: step times on a shared machine jump
                 # between two speeds for whole epochs, whatever runs.
                 per_step[config].append(min(timer.times[1:]) / args.steps)
+                cpu_per_step[config].append(min(timer.cpu_times[1:]) / args.steps)
+                first_epoch[config].append(timer.times[0])
                 if config == "every_n=1":
                     files = glob.glob(os.path.join(log_dir, "events.out.tfevents.*"))
                     logged = callbacks[0].monitor.logged_steps
@@ -165,11 +192,13 @@ def time_model(name, args):
                 del model, callbacks
                 keras.backend.clear_session()
                 gc.collect()
-    def min_median(config):
-        ratios = [a / b for a, b in zip(per_step[config], per_step["fit"])]
-        return f"{min(ratios):.2f}/{statistics.median(ratios):.2f}"
+    def paired(times, config):
+        return statistics.median(a / b for a, b in zip(times[config], times["fit"]))
 
-    ratio = {c: failed[c] if c in failed else min_median(c) for c in configs}
+    def cpu_wall(config):
+        return f"{paired(cpu_per_step, config):.2f}/{paired(per_step, config):.2f}"
+
+    ratio = {c: failed[c] if c in failed else cpu_wall(c) for c in configs}
     ratio.setdefault("keras_hist", "OOM")
     logged_extra = statistics.median(a - b for a, b in zip(per_step["every_n=1"], per_step["fit"]))
     return {
@@ -181,6 +210,7 @@ def time_model(name, args):
         "logged/floor": logged_extra / extra["floor"],
         "bytes/step/layer": extra["bytes"],
         "reads/100": extra["reads"],
+        "first fit +s": statistics.median(a - b for a, b in zip(first_epoch["every_n=1"], first_epoch["fit"])),
     }
 
 
@@ -223,13 +253,14 @@ COLUMNS = [  # name, width, format
     ("logged/floor", 12, ".1f"),
     ("bytes/step/layer", 16, ".0f"),
     ("reads/100", 9, ".1f"),
+    ("first fit +s", 12, ".1f"),
     ("mem/largest", 11, ".2f"),
 ]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="cnn,transformer,mlp100m")
+    parser.add_argument("--models", default="cnn,transformer,cnn1m,mlp100m")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=5, help="timed epochs after one warm-up epoch")
     parser.add_argument("--steps", type=int, default=10, help="steps per epoch (= keras_hist frequency)")
@@ -241,7 +272,10 @@ def main():
         args.repeats, args.epochs, args.steps, args.memory_repeats = 1, 1, 3, 0
     names = args.models.split(",")
     if not args.row_only:
-        print(f"\nRatios to plain fit (fastest of {args.epochs} timed epochs of {args.steps} steps), min/median of {args.repeats} interleaved repeats")
+        print(
+            f"\nRatios to plain fit (fastest of {args.epochs} timed epochs of {args.steps} steps), "
+            f"cpu/wall: medians of {args.repeats} interleaved repeats, each paired with its plain fit"
+        )
         print(" ".join(f"{name:>{width}s}" for name, width, _ in COLUMNS), flush=True)
     if len(names) > 1:  # one process per model: one model's memory never weighs on the next
         for name in names:

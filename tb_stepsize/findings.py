@@ -316,18 +316,58 @@ def _no_update(ctx):
     return out
 
 
-def _windowed(ctx, kind, metric, stat, cond_of, threshold, describe, skip_rows=(), judged=None):
-    """One warning per layer for the runs of `cond_of(values)` lasting `window`
-    logged steps: from the first such run's start to the last one's end;
+@dataclasses.dataclass(frozen=True)
+class _WindowRule:
+    """A warning for a layer whose `metric`/`stat` compares (`test`) against the
+    `threshold` field of `Thresholds` for `window` consecutive logged steps.
+    `message` is formatted with the layer, dtype, value, onset step and
+    threshold."""
+
+    kind: str
+    metric: str
+    stat: str
+    threshold: str
+    test: object  # numpy comparison ufunc
+    message: str
+
+
+_LOST = _WindowRule(
+    "lost_to_rounding", "lost_fraction", "value", "lost_fraction", np.greater_equal,
+    "{value:.0%} of the elements of {layer} get a non-zero update that rounds away in {dtype} (since step "
+    "{step}): keep the weights in float32 (a mixed-precision policy) or raise the learning rate.",
+)
+_FROZEN = _WindowRule(
+    "partly_frozen", "step", "zero_fraction", "frozen_share", np.greater_equal,
+    "{value:.0%} of the elements of {layer} have not moved since about step {step}: their gradient is zero "
+    "while the rest still learn -- often dead ReLU units or unused embedding rows (look at the activations "
+    "feeding this layer).",
+)
+_RATIO_HIGH = _WindowRule(
+    "ratio_high", "update_ratio", "value", "ratio_high", np.greater,
+    "{layer} changes by {value:.3g} of its size per step (since step {step}), above {threshold:g}: its "
+    "weights are overwritten within a few hundred steps; lower its learning rate.",
+)
+_RATIO_LOW = _WindowRule(
+    "ratio_low", "update_ratio", "value", "ratio_low", np.less,
+    "{layer} changes by only {value:.3g} of its size per step (since step {step}), below {threshold:g}: it "
+    "barely learns; its learning rate may be too low for its scale.",
+)
+
+
+def _windowed(ctx, rule, skip_rows=(), judged=None):
+    """One warning per layer (not in `skip_rows`) for the runs of `rule` lasting
+    `window` logged steps, only where `judged` (`[L, T]` or `[1, T]`, None:
+    everywhere): from the first such run's start to the last one's end;
     `value` is the metric at that end."""
-    col = ctx.columns.get(metric, stat)
+    col = ctx.columns.get(rule.metric, rule.stat)
     if col is None:
         return []
     values, present = col
     if judged is not None:
         present = present & judged
+    threshold = getattr(ctx.t, rule.threshold)
     with np.errstate(invalid="ignore"):
-        cond = cond_of(values) & np.isfinite(values)
+        cond = rule.test(values, threshold) & np.isfinite(values)
     rows, starts, ends, _ = stretches(cond, present, ctx.t.window)
     out = []
     for row in np.unique(rows):
@@ -336,9 +376,10 @@ def _windowed(ctx, kind, metric, stat, cond_of, threshold, describe, skip_rows=(
         mine = rows == row
         first, last = int(starts[mine].min()), int(ends[mine].max())
         value = float(values[row, last])
-        out.append(
-            ctx.finding(kind, "warning", int(row), metric, first, last, value, threshold, describe(int(row), first, value))
+        message = rule.message.format(
+            layer=ctx.layers[row], dtype=ctx.dtypes[row] or "its dtype", value=value, step=ctx.step(first), threshold=threshold
         )
+        out.append(ctx.finding(rule.kind, "warning", int(row), rule.metric, first, last, value, threshold, message))
     return out
 
 
@@ -475,64 +516,12 @@ def evaluate(run, thresholds=None):
     stopped = _no_update(ctx)
     found += stopped
     stopped_rows = {ctx.layers.index(l) for f in stopped for l in f.layers}
-    lost = _windowed(
-        ctx,
-        "lost_to_rounding",
-        "lost_fraction",
-        "value",
-        lambda v: v >= t.lost_fraction,
-        t.lost_fraction,
-        lambda row, first, v: (
-            f"{v:.0%} of the elements of {ctx.layers[row]} get a non-zero update that rounds away in "
-            f"{ctx.dtypes[row] or 'its dtype'} (since step {ctx.step(first)}): keep the weights in float32 "
-            "(a mixed-precision policy) or raise the learning rate."
-        ),
-        skip_rows=stopped_rows,
-    )
+    lost = _windowed(ctx, _LOST, skip_rows=stopped_rows)
     found += lost
     explained = stopped_rows | {ctx.layers.index(f.layer) for f in lost}
-    found += _windowed(
-        ctx,
-        "partly_frozen",
-        "step",
-        "zero_fraction",
-        lambda v: v >= t.frozen_share,
-        t.frozen_share,
-        lambda row, first, v: (
-            f"{v:.0%} of the elements of {ctx.layers[row]} have not moved since about step {ctx.step(first)}: "
-            "their gradient is zero while the rest still learn -- often dead ReLU units or unused embedding rows "
-            "(look at the activations feeding this layer)."
-        ),
-        skip_rows=explained,
-    )
-    found += _windowed(
-        ctx,
-        "ratio_high",
-        "update_ratio",
-        "value",
-        lambda v: v > t.ratio_high,
-        t.ratio_high,
-        lambda row, first, v: (
-            f"{ctx.layers[row]} changes by {v:.2g} of its size per step (since step {ctx.step(first)}), above "
-            f"{t.ratio_high:g}: its weights are overwritten within a few hundred steps; lower its learning rate."
-        ),
-        skip_rows=stopped_rows,
-        judged=_after_zero_start(ctx),
-    )
-    found += _windowed(
-        ctx,
-        "ratio_low",
-        "update_ratio",
-        "value",
-        lambda v: v < t.ratio_low,
-        t.ratio_low,
-        lambda row, first, v: (
-            f"{ctx.layers[row]} changes by only {v:.2g} of its size per step (since step {ctx.step(first)}), "
-            f"below {t.ratio_low:g}: it barely learns; its learning rate may be too low for its scale."
-        ),
-        skip_rows=stopped_rows,
-        judged=_median_layer_peak(ctx),
-    )
+    found += _windowed(ctx, _FROZEN, skip_rows=explained)
+    found += _windowed(ctx, _RATIO_HIGH, skip_rows=stopped_rows, judged=_after_zero_start(ctx))
+    found += _windowed(ctx, _RATIO_LOW, skip_rows=stopped_rows, judged=_median_layer_peak(ctx))
     found += _rms_spikes(ctx)
     found += _outliers(ctx)
     order = {layer: i for i, layer in enumerate(ctx.layers)}
