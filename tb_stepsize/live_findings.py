@@ -27,6 +27,12 @@ HISTORY = 1000  # logged steps the window keeps
 _COST_FACTOR = 20  # wait >= 20x the last evaluation's cost between two: <= ~5% of the host's time
 
 
+class FindingWarning(UserWarning):
+    """The warning of a finding during training: its own category, so that
+    `warnings.filterwarnings("ignore", category=FindingWarning)` silences
+    findings and nothing else (a monitor failure is a plain `UserWarning`)."""
+
+
 def check_stop_on(stop_on):
     """`stop_on` as a tuple of finding kinds; ValueError for a name no rule reports."""
     kinds = (stop_on,) if isinstance(stop_on, str) else tuple(stop_on or ())
@@ -88,10 +94,11 @@ class Window:
 class LiveFindings:
     """Evaluates the rules on a `Window` and reports each new finding once.
 
-    Each new finding is `warnings.warn`-ed, then passed to `on_finding`;
-    an exception raised by `on_finding` propagates to the caller (it is the
-    user's code: hiding it would hide their bug, and raising is a way to
-    stop training).  An evaluation waits at least `min(interval,
+    Each new finding is warned (`FindingWarning`), then passed to
+    `on_finding`; an exception raised by `on_finding` propagates to the
+    caller (it is the user's code: hiding it would hide their bug, and
+    raising is a way to stop training), and the findings after it are
+    reported at the next `check`.  An evaluation waits at least `min(interval,
     20 x the last evaluation's time)` after the previous one unless forced,
     so a costly evaluation (hundreds of layers) stays a small share of the
     host's time.  A finding of a kind in `stop_on` sets `stop_requested`.
@@ -129,7 +136,7 @@ class LiveFindings:
                 self._evaluate(now)
         while self._queue:  # one at a time: after a raising on_finding the rest come next time
             finding = self._queue.pop(0)
-            warnings.warn(f"tb_stepsize: {finding.message}", stacklevel=3)
+            warnings.warn(f"tb_stepsize: {finding.message}", FindingWarning, stacklevel=3)
             if self._on_finding is not None:
                 self._on_finding(finding)
 

@@ -276,8 +276,9 @@ class StepSizeMonitor:
         Reads the device buffer only when it could fill before the next call
         or `flush_secs` have passed since the last flush, so most steps --
         logged or not -- cost no host/device sync.  `loss`, the loss of the
-        last of these steps (a number), is written as `metadata.LOSS_TAG`
-        if that step is logged.
+        last of these steps (a number or a scalar tensor, read only when
+        the step is written: no sync of its own), is written as
+        `metadata.LOSS_TAG` if that step is logged.
         """
         if not self.enabled or self._paused:
             return
