@@ -148,8 +148,11 @@ class StepWriter:
         return np.concatenate([device_stats, extra], axis=1).astype(np.float32)
 
     def _scalar(self, tag, value):
-        """A serialized one-value `Summary` of an ordinary TensorBoard scalar (a float32 `[]`)."""
-        value = summary_pb2.Summary.Value(tag=tag, tensor=tensor_proto(np.float32(value)))
+        """A serialized one-value `Summary` of an ordinary TensorBoard scalar: a float32 `[]`
+        in `float_val`, as `tf.summary.scalar` writes it (the Rust data server did not read
+        such a scalar from `tensor_content`)."""
+        tensor = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_shape=_shape(()), float_val=[float(value)])
+        value = summary_pb2.Summary.Value(tag=tag, tensor=tensor)
         if tag not in self._described:
             value.metadata.CopyFrom(scalar_metadata.create_summary_metadata(display_name=tag, description=""))
             self._described.add(tag)

@@ -19,46 +19,43 @@ from tb_stepsize import findings  # noqa: E402
 
 DEMO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "demo", "train.py")
 
-# Why the warm-up peak's ratio_high warnings are true: the demo's peak learning
-# rates are aggressive on purpose (Adam 3e-3 and AdamW 2e-3, SGD 0.05 with
-# momentum 0.9, i.e. 0.5 per unit of gradient at steady state) and during the
-# peak these layers change by 1.0-1.3e-2 of their size per step for tens of
-# logged steps: more than the 1e-2 the rule of thumb (cs231n, DL4J: ~1e-3)
-# calls too fast, i.e. their weights are renewed within ~100 steps.  The
-# biases (started at zero, judged once they first fell to 1e-2) are small
-# relative to their steps until late in the decay.  Such warnings sit close
-# to the threshold: any of them may be absent on another machine, so they
-# are allowed, not required.
-WARMUP_PEAK = "ratio_high at the warm-up peak: above 1e-2 for tens of steps at an aggressive peak learning rate"
-SMALL_BIAS = "ratio_high of a bias that started at zero and stays small relative to its Adam step (~lr)"
+# Why these warnings are true.  The demo's peak learning rates are aggressive
+# on purpose (Adam 3e-3, AdamW 2e-3, SGD 0.05 with momentum 0.9, i.e. 0.5 per
+# unit of gradient at steady state; each reached at step 38 of 384 after a
+# linear warm-up), and around the peak these layers change by 1.0-1.3e-2 of
+# their size at every step for 5 to 90 logged steps: above the 1e-2 that the
+# rule of thumb (cs231n; DL4J's training UI guide: ~1e-3 is healthy) calls
+# too fast -- at that rate a weight is renewed within ~100 steps.  The run
+# still learns (its loss falls), so they are warnings, not errors.  Biases
+# start at zero and are judged once their ratio first fell to 1e-2; they stay
+# small beside Adam's ~lr step, so their ratio lingers near 1e-2 into the
+# decay.  All sit just above the threshold: each is allowed, not required
+# (another machine may round one of them below it).
+WARMUP_PEAK = "update_ratio 1.0-1.3e-2 at the peak of an aggressive warm-up"
+SMALL_BIAS = "a bias started at zero, still small beside Adam's ~lr step: ratio ~1.1e-2 into the decay"
+EMBEDDING = "embedding rows start small (uniform +-0.05) and each is hit by a few tokens only: ~1e-2 at the peak"
 TRUE_WARNINGS = {
     "cnn_adam": {
         ("ratio_high", "cnn/conv1/kernel"): WARMUP_PEAK,
         ("ratio_high", "cnn/conv2/kernel"): WARMUP_PEAK,
         ("ratio_high", "cnn/conv3/kernel"): WARMUP_PEAK,
-        ("ratio_high", "cnn/dense/kernel"): WARMUP_PEAK,
-        ("ratio_high", "cnn/logits/kernel"): WARMUP_PEAK,
-        ("ratio_high", "cnn/conv1/bias"): SMALL_BIAS,
         ("ratio_high", "cnn/conv2/bias"): SMALL_BIAS,
         ("ratio_high", "cnn/conv3/bias"): SMALL_BIAS,
         ("ratio_high", "cnn/dense/bias"): SMALL_BIAS,
         ("ratio_high", "cnn/logits/bias"): SMALL_BIAS,
     },
     "cnn_sgd": {
-        ("ratio_high", f"cnn/{layer}/{kind}"): WARMUP_PEAK
-        for layer in ("conv1", "conv2", "conv3", "dense", "logits")
-        for kind in ("kernel", "bias")
+        ("ratio_high", "cnn/conv1/kernel"): WARMUP_PEAK,
+        ("ratio_high", "cnn/conv2/kernel"): WARMUP_PEAK,
+        ("ratio_high", "cnn/conv3/kernel"): WARMUP_PEAK,
+        ("ratio_high", "cnn/logits/kernel"): WARMUP_PEAK,
+        ("ratio_high", "cnn/conv1/bias"): SMALL_BIAS.replace("Adam's ~lr step", "SGD's momentum step"),
+        ("ratio_high", "cnn/logits/bias"): SMALL_BIAS.replace("Adam's ~lr step", "SGD's momentum step"),
     },
     "transformer_adamw": {
-        # Embedding rows are small (uniform +-0.05) and each row is hit by a few
-        # tokens only, so Adam's ~lr step is ~1e-2 of them at the peak.
-        ("ratio_high", "embed/embeddings"): WARMUP_PEAK,
-        ("ratio_high", "pos_embed/embeddings"): WARMUP_PEAK,
-        **{
-            ("ratio_high", f"block{b}_attn/{part}/kernel"): WARMUP_PEAK
-            for b in (0, 1)
-            for part in ("query", "key", "value", "attention_output")
-        },
+        ("ratio_high", "embed/embeddings"): EMBEDDING,
+        ("ratio_high", "block0_attn/query/kernel"): WARMUP_PEAK,
+        ("ratio_high", "block0_attn/key/kernel"): WARMUP_PEAK,
     },
     "mlp_bfloat16": {},
 }

@@ -74,9 +74,10 @@ def test_without_a_loss_only_the_learning_rate(tmp_path):
     model, _ = model_and_schedule()
     optimizer = keras.optimizers.Adam(1e-3)
     optimizer.build(model.trainable_variables)
+    step = tf.function(lambda: optimizer.apply([tf.ones_like(v) for v in model.trainable_variables], model.trainable_variables))
     with tb_stepsize.StepSizeMonitor(str(tmp_path / "run"), optimizer) as monitor:
         for _ in range(3):
-            optimizer.apply([tf.ones_like(v) for v in model.trainable_variables], model.trainable_variables)
+            step()
             monitor.after_steps()
     read = plugin_helpers.read_scalars(str(tmp_path), "run", TAGS)
     assert read[metadata.LOSS_TAG] == []
