@@ -13,9 +13,11 @@ On a run longer than `history` logged steps the rules see only the window:
 a finding is reported when it shows there (its onset is then at most
 `history` steps back), which is what training-time reporting needs.  A
 finding's identity is `(kind, layer)`: each is reported once per monitor
-(`warnings.warn`, then `on_finding`), even if it ends and comes back later.
+(`warnings.warn`, an info through `logging`; then `on_finding`), even if it
+ends and comes back later.
 """
 
+import logging
 import time
 import warnings
 
@@ -24,6 +26,7 @@ import numpy as np
 from tb_stepsize import findings, metadata
 
 HISTORY = 1000  # logged steps the window keeps
+_LOG = logging.getLogger("tb_stepsize")
 _COST_FACTOR = 20  # wait >= 20x the last evaluation's cost between two: <= ~5% of the host's time
 
 
@@ -94,8 +97,9 @@ class Window:
 class LiveFindings:
     """Evaluates the rules on a `Window` and reports each new finding once.
 
-    Each new finding is warned (`FindingWarning`), then passed to
-    `on_finding`; an exception raised by `on_finding` propagates to the
+    Each new error or warning is warned (`FindingWarning`), an info is
+    logged (`logging`, logger "tb_stepsize", level INFO); then each is
+    passed to `on_finding`; an exception raised by `on_finding` propagates to the
     caller (it is the user's code: hiding it would hide their bug, and
     raising is a way to stop training), and the findings after it are
     reported at the next `check`.  An evaluation waits at least `min(interval,
@@ -136,7 +140,10 @@ class LiveFindings:
                 self._evaluate(now)
         while self._queue:  # one at a time: after a raising on_finding the rest come next time
             finding = self._queue.pop(0)
-            warnings.warn(f"tb_stepsize: {finding.message}", FindingWarning, stacklevel=3)
+            if finding.severity == "info":  # expected or harmless: not worth a warning
+                _LOG.info("tb_stepsize: %s", finding.message)
+            else:
+                warnings.warn(f"tb_stepsize: {finding.message}", FindingWarning, stacklevel=3)
             if self._on_finding is not None:
                 self._on_finding(finding)
 

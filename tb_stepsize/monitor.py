@@ -9,8 +9,7 @@ pulls the buffer only when it is about to fill or `flush_secs` have passed
 (one host/device sync for many logged updates, none for unlogged ones), and
 `host_side.HostSide` writes them (`summary.StepWriter`), with the learning
 rate of each logged update (kept in the buffer too) and the loss the caller
-reported.  After
-each pull the findings rules run on the last logged steps
+reported.  After each pull the findings rules run on the last logged steps
 (`live_findings`), and each new finding is reported once.
 
 Under MirroredStrategy and MultiWorkerMirroredStrategy one copy is recorded,

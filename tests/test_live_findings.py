@@ -194,3 +194,20 @@ def test_a_costly_evaluation_waits_unless_forced(monkeypatch):
     assert len(calls) == 2
     live.check(force=True)  # nothing new since
     assert len(calls) == 2
+
+
+def test_an_info_is_logged_not_warned(caplog):
+    rng = np.random.default_rng(8)
+    seen = []
+    live = live_findings.LiveFindings(layers(4), METRICS, on_finding=seen.append, interval=0)
+    for step in range(1, 8):
+        stats = logged_step(4, rng)
+        stats["step"][3, STEP_COLS["p50"]] *= 1e-4  # layer 3's median step: 4 decades below the others
+        live.add(step, stats)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with caplog.at_level("INFO", logger="tb_stepsize"):
+            live.check()
+    assert [(f.kind, f.severity, f.layer) for f in seen] == [("outlier_layer", "info", "layer3/kernel")]
+    assert caplog.messages == [f"tb_stepsize: {seen[0].message}"]
+    assert live.count == 0  # infos are not counted
