@@ -97,7 +97,7 @@ class StepSizeCallback(keras.callbacks.Callback):
         if self.monitor is None:
             return
         if logs is not None:
-            logs["stepsize_findings"] = self.monitor.findings_count
+            logs["stepsize_findings"] = sum(f.severity in ("error", "warning") for f in self.monitor.findings)
         if self.monitor.stop_requested:
             self.model.stop_training = True
 

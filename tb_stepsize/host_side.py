@@ -28,22 +28,18 @@ class HostSide:
         self._capacity = capacity
         self._seen = 0  # logged updates read so far (the device's count)
         self._losses = {}  # logged step -> loss the caller reported, until written
-        self.host_reads = 0  # pulls, a host/device sync each
-        self.logged_steps = 0
 
     def note_loss(self, step, loss):
         """Write `loss` with logged step `step` (when it is pulled)."""
         self._losses[step] = loss
 
     def pull(self):
-        """Read the buffer and write what is new; True if anything was."""
+        """Read the buffer (one sync) and write what is new; returns how many logged steps it wrote."""
         count, steps, rates, stats, hists = tf.nest.map_structure(lambda x: x.numpy(), self._reducer.read())
         count = int(count)
-        self.host_reads += 1
         if count <= self._seen:
-            return False
-        self._write(count, steps, rates, stats, hists)
-        return True
+            return 0
+        return self._write(count, steps, rates, stats, hists)
 
     def _write(self, count, steps, rates, stats, hists):
         new = count - self._seen
@@ -68,7 +64,7 @@ class HostSide:
                 scalars[metadata.LOSS_TAG] = float(loss)
             self._writer.write(step, out, {m: h[slot] for m, h in hists.items()}, scalars=scalars)
             self.live.add(step, out)
-            self.logged_steps += 1
         last = int(steps[slots[-1]])
         self._losses = {t: v for t, v in self._losses.items() if t > last}  # updates that were never logged (skipped)
         self._seen = count
+        return len(slots)

@@ -123,11 +123,6 @@ class LiveFindings:
         self._broken = False
         self._queue = []  # new findings not reported yet
 
-    @property
-    def count(self):
-        """Warnings and errors reported so far."""
-        return sum(f.severity in ("error", "warning") for f in self.found)
-
     def add(self, step, stats):
         self.window.add(step, stats)
         self._fresh = True

@@ -151,6 +151,8 @@ class StepSizeMonitor:
         self._flush_secs = flush_secs
         self.enabled = False
         self._paused = False
+        self.host_reads = 0  # buffer pulls, a host/device sync each
+        self.logged_steps = 0
         self._writer = None
         self._hooks = None
         self._host = None  # pulls and writes (`host_side`)
@@ -308,24 +310,9 @@ class StepSizeMonitor:
             self._host.live.check(force)
 
     @property
-    def host_reads(self):
-        """Buffer pulls so far, a host/device sync each."""
-        return self._host.host_reads if self._host is not None else 0
-
-    @property
-    def logged_steps(self):
-        """Logged updates written so far."""
-        return self._host.logged_steps if self._host is not None else 0
-
-    @property
     def findings(self):
         """The findings reported during training so far (`findings.Finding`), in the order reported."""
         return list(self._host.live.found) if self._host is not None else []
-
-    @property
-    def findings_count(self):
-        """How many warnings and errors were reported so far."""
-        return self._host.live.count if self._host is not None else 0
 
     @property
     def stop_requested(self):
@@ -333,8 +320,11 @@ class StepSizeMonitor:
         return self._host is not None and self._host.live.stop_requested
 
     def _collect(self):
+        written = self._host.pull()
+        self.host_reads += 1
         self._pending = 0
-        self._unflushed |= self._host.pull()
+        self.logged_steps += written
+        self._unflushed |= written > 0
         if self._unflushed and time.monotonic() - self._last_flush >= self._flush_secs:
             self._flush_file()
 

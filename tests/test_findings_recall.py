@@ -213,7 +213,7 @@ def test_on_finding_gets_what_the_run_shows_and_logs_count_them(tmp_path):
     assert {(f.kind, f.layer) for f in seen} == {(f.kind, f.layer) for f in after}
     assert len(seen) == len({(f.kind, f.layer) for f in seen})  # each once
     count = sum(f.severity != "info" for f in seen)
-    assert count >= 2 and callback.monitor.findings_count == count
+    assert count >= 2 and callback.monitor.findings == seen
     assert recorder.batches[0]["stepsize_findings"] == 0  # one logged step: too few to judge
     assert recorder.batches[-1]["stepsize_findings"] == count
     assert [e["stepsize_findings"] for e in recorder.epochs][-1] == count
