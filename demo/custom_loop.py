@@ -53,7 +53,7 @@ def main(argv=None):
     with tb_stepsize.StepSizeMonitor(args.logdir, optimizer, every_n_steps=10) as monitor:
         for step, (images, labels) in enumerate(dataset.take(args.steps)):
             loss = train_step(images, labels)
-            monitor.after_steps()
+            monitor.after_steps(loss=loss)  # a tensor: read when its step is written, no sync of its own
     print(f"loss {float(loss):.3f}; logged {monitor.logged_steps} steps to {args.logdir}")
 
 

@@ -6,13 +6,14 @@ the plugin import no TensorFlow, the training side (`StepSizeCallback`,
 `StepSizeMonitor`) does.
 """
 
-__all__ = ["StepSizeCallback", "StepSizeMonitor", "MonitorError", "RunData", "load", "load_runs"]
+__all__ = ["StepSizeCallback", "StepSizeMonitor", "MonitorError", "FindingWarning", "RunData", "load", "load_runs"]
 __version__ = "0.1.0"
 
 _HOMES = {
     "StepSizeCallback": "callback",
     "StepSizeMonitor": "monitor",
     "MonitorError": "monitor",
+    "FindingWarning": "live_findings",
     "RunData": "reader",
     "load": "reader",
     "load_runs": "reader",

@@ -19,6 +19,20 @@ class StepSizeCallback(keras.callbacks.Callback):
     in the first train step; recording then starts after that first
     execution.  Build the model first (`model.build(shape)` or call it on a
     batch) to record from step 1.
+
+    At each logged step the callback also writes the loss Keras reports in
+    `logs["loss"]` as the scalar `stepsize/loss` -- in Keras 3 that is the
+    running mean of the epoch so far, not the batch's own loss -- beside
+    the learning rate the update used (`stepsize/learning_rate`, read on
+    the device).  With `steps_per_execution > 1` Keras reports only the
+    last step of each execution, so the loss is written at the logged
+    steps among those.
+
+    Findings (`monitor_kwargs` `on_finding`, `stop_on`: see
+    `StepSizeMonitor`): `logs["stepsize_findings"]` is the number of
+    warnings and errors found so far, at every batch end and epoch end
+    (the progress bar and later callbacks see it); a finding of a kind in
+    `stop_on` sets `model.stop_training`, like `TerminateOnNaN`.
     """
 
     def __init__(self, log_dir, every_n_steps=1, **monitor_kwargs):
@@ -69,12 +83,23 @@ class StepSizeCallback(keras.callbacks.Callback):
         if self.monitor is None:
             self._attach()
         else:
-            self.monitor.after_steps(batch - self._epoch_step)
+            self.monitor.after_steps(batch - self._epoch_step, loss=(logs or {}).get("loss"))
         self._epoch_step = batch
+        self._report(logs)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.monitor is not None:
             self.monitor.flush()
+        self._report(logs)
+
+    def _report(self, logs):
+        """Findings so far into `logs`; stop training on a `stop_on` finding."""
+        if self.monitor is None:
+            return
+        if logs is not None:
+            logs["stepsize_findings"] = sum(f.severity in ("error", "warning") for f in self.monitor.findings)
+        if self.monitor.stop_requested:
+            self.model.stop_training = True
 
     def on_train_end(self, logs=None):
         if self.monitor is not None:

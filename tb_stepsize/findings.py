@@ -1,7 +1,7 @@
 """Findings: what looks wrong in a run, in which layer, from which step.
 
 The rules read a few per-layer statistics of a run (`RunData.column`) and
-nothing else, so the dashboard, `RunData.findings()` in a notebook and (later)
+nothing else, so the dashboard, `RunData.findings()` in a notebook and
 the training-time callback can share one implementation.  Pure numpy: the
 read side imports no framework.
 
@@ -80,6 +80,22 @@ VIEWS = {
     "rms_spike": ("second_moment_rms", "value"),
     "outlier_layer": ("step", "p50"),
 }
+# Every kind of finding the rules report (one per rule, `ratio_*` two).
+KINDS = tuple(VIEWS)
+# Every (metric, statistic) the rules read: what a caller must keep to evaluate them
+# (the training-time window of `live_findings` keeps these only).
+COLUMNS = (
+    ("step", "max"),
+    ("step", "p50"),
+    ("step", "zero_fraction"),
+    ("step", "nonfinite"),
+    ("intended_step", "max"),
+    ("intended_step", "nonfinite"),
+    ("effective_lr", "nonfinite"),
+    ("update_ratio", "value"),
+    ("lost_fraction", "value"),
+    ("second_moment_rms", "value"),
+)
 _ROW_BLOCK_CELLS = 1 << 22  # cells handled at once: bounds temporaries on 10^5-step runs
 
 

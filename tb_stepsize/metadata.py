@@ -31,6 +31,12 @@ each layer set:
   TensorBoard keep a bounded sample of these big tensors while it keeps
   every step of the statistics.
 
+Beside them, ordinary TensorBoard scalars (plugin ``scalars``, so the
+Scalars tab shows them too) at the logged steps: ``stepsize/loss`` (the
+training loss Keras reported, `LOSS_TAG`) and ``stepsize/learning_rate``
+(the learning rate the optimizer used at that update,
+`LEARNING_RATE_TAG`).  They are optional: a run without them reads the same.
+
 Each tag's plugin content is JSON with a ``version``; readers reject a
 version they do not know with a clear error (version 1, an unreleased
 layout with one ``[L, S]`` tensor per metric, is not read any more).
@@ -213,6 +219,9 @@ def describe():
         "pooling": {stat: pooling_rule(stat) for stat in ELEMENT_STATS + SCALAR_STATS},
     }
 
+
+LOSS_TAG = "stepsize/loss"
+LEARNING_RATE_TAG = "stepsize/learning_rate"
 
 KIND_INDEX = "index"
 KIND_STATS = "stats"

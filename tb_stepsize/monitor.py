@@ -7,7 +7,10 @@ update and reduced on the device (`reduction`) to per-layer statistics
 written into small ring-buffer variables.  On the host, `after_steps()`
 pulls the buffer only when it is about to fill or `flush_secs` have passed
 (one host/device sync for many logged updates, none for unlogged ones), and
-`summary.StepWriter` writes them.
+`host_side.HostSide` writes them (`summary.StepWriter`), with the learning
+rate of each logged update (kept in the buffer too) and the loss the caller
+reported.  After each pull the findings rules run on the last logged steps
+(`live_findings`), and each new finding is reported once.
 
 Under MirroredStrategy and MultiWorkerMirroredStrategy one copy is recorded,
 on replica 0's device, where the ring buffer lives (see `update_hooks`).
@@ -26,7 +29,8 @@ import weakref
 import keras
 import tensorflow as tf
 
-from tb_stepsize import keras_internals, keras_tf, metadata, optimizer_rules
+from tb_stepsize import keras_internals, keras_tf, live_findings, metadata, optimizer_rules
+from tb_stepsize.host_side import HostSide
 from tb_stepsize.reduction import Reducer
 from tb_stepsize.summary import StepWriter
 from tb_stepsize.update_hooks import UpdateHooks
@@ -41,6 +45,18 @@ def _default_capacity(variables, per_call):
     every variable's statistics and histograms), at least two calls' worth."""
     slot_bytes = len(variables) * 4 * (len(metadata.METRICS) * metadata.HIST_BINS)
     return max(2 * per_call, min(MAX_CAPACITY, BUFFER_BYTES // max(1, slot_bytes)))
+
+
+def _check_arguments(on_error, every_n_steps, metrics, on_finding):
+    if on_error not in ("warn", "raise"):
+        raise ValueError(f"on_error must be 'warn' or 'raise', not {on_error!r}")
+    if int(every_n_steps) < 1:
+        raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps!r}")
+    unknown = set(metrics or ()) - set(metadata.METRICS)
+    if unknown or isinstance(metrics, str):
+        raise ValueError(f"metrics must be a list of {sorted(metadata.METRICS)}, got {metrics!r}")
+    if on_finding is not None and not callable(on_finding):
+        raise ValueError(f"on_finding must be callable, got {on_finding!r}")
 
 
 class MonitorError(RuntimeError):
@@ -95,6 +111,14 @@ class StepSizeMonitor:
         and `close()`): what a crash can lose.
       on_error: "warn" (default: one warning, training goes on without the
         monitor) or "raise".
+      on_finding: called with each new `findings.Finding` (after its
+        warning); its exceptions propagate (they are the caller's own).
+      stop_on: finding kinds (`findings.KINDS`) that set `stop_requested`
+        (the Keras callback then stops training, like `TerminateOnNaN`).
+
+    The findings rules run on the last `live_findings.HISTORY` logged steps
+    after each pull (`flush_secs`, or sooner when the buffer fills) and at
+    every `flush()`: a new finding is reported at most one pull late.
 
     Use `after_steps(n)` after every n train steps (the Keras callback does
     it for you), and `close()` at the end (or use it as a context manager).
@@ -117,14 +141,11 @@ class StepSizeMonitor:
         steps_per_call=1,
         flush_secs=5.0,
         on_error="warn",
+        on_finding=None,
+        stop_on=(),
     ):
-        if on_error not in ("warn", "raise"):
-            raise ValueError(f"on_error must be 'warn' or 'raise', not {on_error!r}")
-        if int(every_n_steps) < 1:
-            raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps!r}")
-        unknown = set(metrics or ()) - set(metadata.METRICS)
-        if unknown or isinstance(metrics, str):
-            raise ValueError(f"metrics must be a list of {sorted(metadata.METRICS)}, got {metrics!r}")
+        _check_arguments(on_error, every_n_steps, metrics, on_finding)
+        self._findings_args = dict(on_finding=on_finding, stop_on=live_findings.check_stop_on(stop_on), interval=flush_secs)
         self.every_n_steps = int(every_n_steps)
         self._on_error = on_error
         self._flush_secs = flush_secs
@@ -134,6 +155,7 @@ class StepSizeMonitor:
         self.logged_steps = 0
         self._writer = None
         self._hooks = None
+        self._host = None  # pulls and writes (`host_side`)
         self._failed = False
         try:
             self._attach(log_dir, optimizer, variables, include, exclude, metrics, histograms, max_pending, steps_per_call)
@@ -229,11 +251,12 @@ class StepSizeMonitor:
         self.metrics = self._reducer.metrics
 
         self._calls_host = int(keras_internals.apply_calls(inner).numpy())  # predicted calls, for pulls
-        self._seen = 0
         self._pending = 0  # logged updates (predicted) not pulled yet
         self._unflushed = False
         self._last_flush = time.monotonic()
         self._writer = StepWriter(log_dir, self.layers, self.metrics, type(optimizer).__name__, histograms=histograms)
+        live = live_findings.LiveFindings(self.layers, self.metrics, **self._findings_args)
+        self._host = HostSide(self._reducer, self._writer, live, self.metrics, self._capacity)
         self._hooks = UpdateHooks(
             inner, self._reducer, self._rows, device, self._active, self.every_n_steps, self._accumulation, self._capacity
         )
@@ -248,12 +271,15 @@ class StepSizeMonitor:
 
 
     # ------------------------------------------------------------- host side
-    def after_steps(self, n=1):
+    def after_steps(self, n=1, loss=None):
         """Tell the monitor that `n` more train steps ran; writes what they logged.
 
         Reads the device buffer only when it could fill before the next call
         or `flush_secs` have passed since the last flush, so most steps --
-        logged or not -- cost no host/device sync.
+        logged or not -- cost no host/device sync.  `loss`, the loss of the
+        last of these steps (a number or a scalar tensor, read only when
+        the step is written: no sync of its own), is written as
+        `metadata.LOSS_TAG` if that step is logged.
         """
         if not self.enabled or self._paused:
             return
@@ -261,50 +287,46 @@ class StepSizeMonitor:
         k, n_every = self._accumulation, self.every_n_steps
         t_lo, t_hi = before // k, self._calls_host // k
         self._pending += (t_hi - 1) // n_every - (t_lo - 1) // n_every
+        if loss is not None and t_hi > t_lo and (t_hi - 1) % n_every == 0:
+            self._host.note_loss(t_hi, loss)
         due = (self._pending or self._unflushed) and time.monotonic() - self._last_flush >= self._flush_secs
         if due or self._pending + self._per_call > self._capacity:
             self.collect()
 
     def collect(self):
-        """Pull logged updates from the device and write them."""
+        """Pull logged updates from the device, write them and report new findings."""
         if not self.enabled:
             return
         try:
             self._collect()
         except Exception as e:  # never let the monitor break training
             self._fail(f"writing step sizes failed: {type(e).__name__}: {e}")
+        self._report()
+
+    def _report(self, force=False):
+        """Evaluate the findings rules on what was pulled; outside `collect`'s
+        guard, so that an exception of `on_finding` reaches the caller."""
+        if self._host is not None:
+            self._host.live.check(force)
+
+    @property
+    def findings(self):
+        """The findings reported during training so far (`findings.Finding`), in the order reported."""
+        return list(self._host.live.found) if self._host is not None else []
+
+    @property
+    def stop_requested(self):
+        """True once a finding of a kind in `stop_on` was reported."""
+        return self._host is not None and self._host.live.stop_requested
 
     def _collect(self):
-        count, steps, stats, hists = tf.nest.map_structure(lambda x: x.numpy(), self._reducer.read())
-        count = int(count)
+        written = self._host.pull()
         self.host_reads += 1
         self._pending = 0
-        new = count - self._seen
-        if new > 0:
-            self._write(count, steps, stats, hists)
+        self.logged_steps += written
+        self._unflushed |= written > 0
         if self._unflushed and time.monotonic() - self._last_flush >= self._flush_secs:
             self._flush_file()
-
-    def _write(self, count, steps, stats, hists):
-        new = count - self._seen
-        if new > self._capacity:
-            warnings.warn(
-                f"tb_stepsize: {new - self._capacity} logged updates were overwritten "
-                "before they were read; call after_steps() more often or raise max_pending.",
-                stacklevel=3,
-            )
-        slots = [i % self._capacity for i in range(max(self._seen, count - self._capacity), count)]
-        for slot in sorted(slots, key=lambda s: steps[s]):
-            out = {}
-            for m in self.metrics:
-                if m in hists:
-                    out[m] = self._writer.element_stats(stats[m][slot], hists[m][slot])
-                else:
-                    out[m] = stats[m][slot]
-            self._writer.write(steps[slot], out, {m: h[slot] for m, h in hists.items()})
-            self.logged_steps += 1
-        self._seen = count
-        self._unflushed = True
 
     def _flush_file(self):
         self._writer.flush()
@@ -331,13 +353,14 @@ class StepSizeMonitor:
             self._paused = False
 
     def flush(self):
-        """Write everything logged so far to disk."""
+        """Write everything logged so far to disk (and report every new finding)."""
         self.collect()
         if self._writer is not None:
             try:
                 self._flush_file()
             except Exception as e:  # a full disk, a removed log_dir: never break training
                 self._fail(f"flushing the event file failed: {type(e).__name__}: {e}")
+        self._report(force=True)
 
     def close(self):
         """Write what is pending, close the event file and unhook the optimizer."""

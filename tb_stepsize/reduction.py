@@ -108,9 +108,18 @@ class Reducer:
         self.stats.update({m: variable([k, rows, 1], tf.float32, nan) for m in self.scalar_metrics})
         self.hists = {m: variable([k, rows, metadata.HIST_BINS], tf.int32, 0) for m in self.element_metrics}
         self.steps = variable([k], tf.int64, -1)
+        self.learning_rates = variable([k], tf.float32, nan)  # the learning rate each logged update used
         self.count = variable([], tf.int64, 0)
         # One call reads the whole buffer (one host/device sync per pull).
-        self.read = tf.function(lambda: (self.count.value(), self.steps.value(), self._values(self.stats), self._values(self.hists)))
+        self.read = tf.function(
+            lambda: (
+                self.count.value(),
+                self.steps.value(),
+                self.learning_rates.value(),
+                self._values(self.stats),
+                self._values(self.hists),
+            )
+        )
         if self.small_rows:
             total = int(offsets[-1])
             self._scratch_old = variable([total], tf.float32, 0.0)  # w_old, as begin() or record() saw it
@@ -245,13 +254,15 @@ class Reducer:
             self._updated.assign(tf.zeros_like(self._updated))
 
     def end(self, slot, t, learning_rate, grads):
-        """Reduce the small variables together and publish the slot as step `t`.
+        """Reduce the small variables together and publish the slot as step `t`
+        with the `learning_rate` Keras passed to this update.
 
         `grads` maps the rows of the small variables this update changed to
         their float32 gradients (with `bulk`; ignored otherwise).
         """
         if self.small_rows:
             self._reduce_small(slot, learning_rate, grads)
+        _put(self.learning_rates, [slot], tf.cast(learning_rate, tf.float32))
         _put(self.steps, [slot], t)
         self.count.assign_add(1)
 

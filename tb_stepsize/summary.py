@@ -17,6 +17,7 @@ import time
 import numpy as np
 import tensorflow as tf
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
+from tensorboard.plugins.scalar import metadata as scalar_metadata
 
 from tb_stepsize import metadata
 
@@ -146,13 +147,26 @@ class StepWriter:
         extra[missing] = np.nan
         return np.concatenate([device_stats, extra], axis=1).astype(np.float32)
 
-    def write(self, step, stats, hists, wall_time=None):
+    def _scalar(self, tag, value):
+        """A serialized one-value `Summary` of an ordinary TensorBoard scalar: a float32 `[]`
+        in `float_val`, as `tf.summary.scalar` writes it (the Rust data server did not read
+        such a scalar from `tensor_content`)."""
+        tensor = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_shape=_shape(()), float_val=[float(value)])
+        value = summary_pb2.Summary.Value(tag=tag, tensor=tensor)
+        if tag not in self._described:
+            value.metadata.CopyFrom(scalar_metadata.create_summary_metadata(display_name=tag, description=""))
+            self._described.add(tag)
+        return summary_pb2.Summary(value=[value]).SerializeToString()
+
+    def write(self, step, stats, hists, wall_time=None, scalars=None):
         """Write one logged step.
 
         `stats[m]` is `[L, S_m]` float32 (for elementwise metrics the full
         ELEMENT_STATS columns); `hists[m]` is `[L, HIST_BINS]` counts.  A
         variable whose `step` row has a NaN `nonfinite` count was not
-        updated at this step (see `element_stats`).
+        updated at this step (see `element_stats`).  `scalars` maps tags
+        (`metadata.LOSS_TAG`, `metadata.LEARNING_RATE_TAG`) to plain scalars
+        written in the same event.
         """
         updated = ~np.isnan(np.asarray(stats["step"])[:, _NONFINITE])
         values = [self._value(self._index, updated.astype(np.uint8))]
@@ -162,6 +176,7 @@ class StepWriter:
                 values.append(self._value(tag, columns[s]))
             if self._histograms and m in hists and m in self._hists:
                 values.append(self._value(self._hists[m], histogram_triples(hists[m])))
+        values += [self._scalar(tag, value) for tag, value in (scalars or {}).items()]
         event = event_pb2.Event(wall_time=time.time() if wall_time is None else wall_time, step=int(step))
         event.summary.MergeFromString(b"".join(values))
         self._file.add(event)

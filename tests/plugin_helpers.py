@@ -163,6 +163,22 @@ def live_app(root, monkeypatch):
     return (run_dir, *make_app(str(root)))
 
 
+def read_scalars(logdir, run, tags):
+    """`{tag: [(step, value)]}` of ordinary scalars, through TensorBoard's data provider."""
+    from tensorboard import context
+    from tensorboard.data import provider as tb_provider
+
+    _, provider = make_provider(logdir)
+    read = provider.read_scalars(
+        context.RequestContext(),
+        experiment_id="",
+        plugin_name="scalars",
+        downsample=10**6,
+        run_tag_filter=tb_provider.RunTagFilter(runs=[run], tags=list(tags)),
+    ).get(run, {})
+    return {tag: [(d.step, d.value) for d in read.get(tag, [])] for tag in tags}
+
+
 def get_json(client, url, code=200):
     """The JSON answer of `url` (asserting its status code and content type)."""
     response = client.get(url)

@@ -51,8 +51,9 @@ TRAIN_SCRIPT = textwrap.dedent(
     ])
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
     cb = tb_stepsize.StepSizeCallback(log_dir, every_n_steps=1)
-    model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[cb])
+    history = model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[cb])
     print("logged", cb.monitor.logged_steps)
+    print("epoch_losses", *history.history["loss"])
     """
 )
 
@@ -143,6 +144,8 @@ def logdir(tmp_path_factory):
         capture_output=True, text=True, timeout=300, env=env,
     )
     assert out.returncode == 0, out.stderr[-3000:]
+    (line,) = [l for l in out.stdout.splitlines() if l.startswith("epoch_losses")]
+    (root / "epoch_losses.json").write_text(json.dumps([float(v) for v in line.split()[1:]]))
     h.write_synthetic_run(str(logs / "live"), steps_a=range(1, 6), steps_b=())
     h.write_scalars(str(logs / "live"), h.SCALARS)
     h.write_scalar_only_run(str(logs / "scalars"))
@@ -373,3 +376,23 @@ def test_live_run_new_steps_appear(servers, logdir):
                 pending.discard(name)
         time.sleep(0.3)
     assert not pending, f"new steps never appeared on {pending}"
+
+
+def test_loss_and_learning_rate_are_ordinary_scalars(server, logdir):
+    """The callback's `stepsize/loss` and `stepsize/learning_rate` are read by
+    TensorBoard's own Scalars plugin (its data provider's `read_scalars`)."""
+    tags = server.json("/data/plugin/scalars/tags")
+    assert {metadata.LOSS_TAG, metadata.LEARNING_RATE_TAG} <= set(tags["train"])
+    assert "stepsize/loss" not in tags.get("live", {})  # a run written without them
+    read = lambda tag: server.json(f"/data/plugin/scalars/scalars?run=train&tag={tag}")  # noqa: E731
+    steps = list(range(1, TRAIN_STEPS + 1))
+    rates = read(metadata.LEARNING_RATE_TAG)
+    assert [s for _, s, _ in rates] == steps
+    assert all(v == pytest.approx(1e-3) for _, _, v in rates)
+    losses = read(metadata.LOSS_TAG)
+    assert [s for _, s, _ in losses] == steps
+    # Keras reports the epoch's running mean: at each epoch's last step, the epoch's loss.
+    epoch_losses = json.loads(open(os.path.join(os.path.dirname(logdir), "epoch_losses.json")).read())
+    per_epoch = TRAIN_STEPS // len(epoch_losses)
+    for e, loss in enumerate(epoch_losses):
+        assert losses[(e + 1) * per_epoch - 1][2] == pytest.approx(loss, rel=1e-6)

@@ -69,7 +69,8 @@ def fit(log_dir, epochs=3, callbacks=(), x=X, optimizer=None, **cb_kwargs):
             callback.close()
     finally:
         threading.excepthook = old_hook
-    ours = [str(w.message) for w in caught if "tb_stepsize" in str(w.message)]
+    # The monitor's failure warnings (a finding's, e.g. Adam(1e-2)'s ratio_high, has its own category).
+    ours = [str(w.message) for w in caught if "tb_stepsize" in str(w.message) and w.category is not tb_stepsize.FindingWarning]
     return history, callback, ours, thread_errors
 
 

@@ -22,6 +22,7 @@ from tensorboard.backend.event_processing import event_file_loader  # noqa: E402
 from tensorboard.compat.proto import event_pb2, types_pb2  # noqa: E402
 from tensorboard.util import tensor_util  # noqa: E402
 
+import plugin_helpers  # noqa: E402
 from tb_stepsize import metadata, summary  # noqa: E402
 from tb_stepsize.summary import StepWriter  # noqa: E402
 
@@ -188,3 +189,26 @@ def test_writer_events_are_plain_summaries(tmp_path):
                 column = tensor_util.make_ndarray(values[metadata.stats_tag(m, digest, name)].tensor)
                 assert column.dtype == np.float32 and column.shape == (4,)
                 np.testing.assert_array_equal(column, stats[m][:, s])
+
+
+def test_loss_and_learning_rate_are_ordinary_scalars(tmp_path):
+    """`scalars` go into the step's event as float32 `[]` tensors of TensorBoard's
+    scalars plugin (metadata on the first event only), so its data provider's
+    `read_scalars` serves them; steps without a loss just have none."""
+    writer = StepWriter(str(tmp_path / "run"), LAYERS, ["step"], "Adam")
+    hist = np.zeros((4, metadata.HIST_BINS), np.int32)
+    stats = {"step": writer.element_stats(device_row(np.random.default_rng(3)), hist)}
+    for step, scalars in ((1, {metadata.LEARNING_RATE_TAG: np.float32(1e-3), metadata.LOSS_TAG: 2.5}), (2, {metadata.LEARNING_RATE_TAG: 5e-4})):
+        writer.write(step, stats, {"step": hist}, wall_time=10.0 + step, scalars=scalars)
+    writer.close()
+    (path,) = [os.path.join(tmp_path / "run", f) for f in os.listdir(tmp_path / "run")]
+    _, *events = [event_pb2.Event.FromString(r) for r in records(path)]
+    for i, event in enumerate(events):
+        value = {v.tag: v for v in event.summary.value}[metadata.LEARNING_RATE_TAG]
+        assert value.tensor.dtype == types_pb2.DT_FLOAT and not value.tensor.tensor_shape.dim
+        assert value.HasField("metadata") == (i == 0)
+        assert i or value.metadata.plugin_data.plugin_name == "scalars"
+
+    read = plugin_helpers.read_scalars(str(tmp_path), "run", [metadata.LOSS_TAG, metadata.LEARNING_RATE_TAG])
+    assert read[metadata.LOSS_TAG] == [(1, 2.5)]
+    assert read[metadata.LEARNING_RATE_TAG] == [(1, pytest.approx(1e-3)), (2, pytest.approx(5e-4))]
