@@ -37,9 +37,9 @@ Rules (thresholds are fields of `Thresholds`):
 * ``ratio_high`` / ``ratio_low`` (warning): ``update_ratio`` above
   `ratio_high` / below `ratio_low` for `window` consecutive logged steps --
   the band around the ~1e-3 rule of thumb (cs231n; DL4J's training UI
-  guide).  A weight that starts at exactly zero (biases, norm shifts) is
-  judged for ``ratio_high`` only once its ratio first fell to `ratio_high`:
-  until it has grown, any step is large relative to it.  ``ratio_low`` judges only the steps at which the run's median
+  guide).  ``ratio_high`` does not judge a weight that starts at exactly
+  zero (biases, norm shifts): its scale comes from training itself, so a
+  step relative to its own size says little.  ``ratio_low`` judges only the steps at which the run's median
   layer moves at least half as fast as at its peak: a warm-up (still rising)
   and a learning-rate decay to zero (the end of a cosine schedule) make
   every layer slow on purpose; a run whose learning rate is too low
@@ -399,13 +399,14 @@ def _windowed(ctx, rule, skip_rows=(), judged=None):
     return out
 
 
-def _after_zero_start(ctx):
-    """`[L, T]`: where `update_ratio` is judged against `ratio_high`.
+def _not_started_at_zero(ctx):
+    """`[L, 1]`: the layers whose `update_ratio` is judged against `ratio_high`.
 
     A weight that starts at exactly zero (a bias, a norm's shift: its first
-    ratio is NaN) is tiny at first, so any step is large relative to it; its
-    ratio is judged only from the first step at which it fell to
-    `ratio_high` or below.
+    ratio is NaN) gets its scale from training itself, so a step relative
+    to its own size says little about the learning rate; the ~1e-3 rule of
+    thumb is about weights.  On the demo these biases stay near 1e-2 long
+    after the warm-up peak while their kernels are back below it.
     """
     col = ctx.columns.get("update_ratio", "value")
     if col is None:
@@ -413,11 +414,7 @@ def _after_zero_start(ctx):
     values, present = col
     first = np.argmax(present, axis=1)
     started_at_zero = present.any(axis=1) & ~np.isfinite(values[np.arange(values.shape[0]), first])
-    with np.errstate(invalid="ignore"):
-        settled = present & (values <= ctx.t.ratio_high)
-    settle_col = np.where(settled.any(axis=1), np.argmax(settled, axis=1), values.shape[1])
-    start = np.where(started_at_zero, settle_col, 0)
-    return np.arange(values.shape[1])[None, :] >= start[:, None]
+    return ~started_at_zero[:, None]
 
 
 def _median_layer_peak(ctx):
@@ -536,7 +533,7 @@ def evaluate(run, thresholds=None):
     found += lost
     explained = stopped_rows | {ctx.layers.index(f.layer) for f in lost}
     found += _windowed(ctx, _FROZEN, skip_rows=explained)
-    found += _windowed(ctx, _RATIO_HIGH, skip_rows=stopped_rows, judged=_after_zero_start(ctx))
+    found += _windowed(ctx, _RATIO_HIGH, skip_rows=stopped_rows, judged=_not_started_at_zero(ctx))
     found += _windowed(ctx, _RATIO_LOW, skip_rows=stopped_rows, judged=_median_layer_peak(ctx))
     found += _rms_spikes(ctx)
     found += _outliers(ctx)

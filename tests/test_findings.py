@@ -171,16 +171,18 @@ def test_ratio_low_ignores_warm_up_and_decay_but_not_a_low_plateau():
     assert (f.kind, f.layer) == ("ratio_low", "a/bias")
 
 
-def test_ratio_high_of_a_weight_that_starts_at_zero_waits_until_it_settles():
+def test_ratio_high_does_not_judge_a_weight_that_starts_at_zero():
     cols = healthy()
     ratio = cols[("update_ratio", "value")]
-    ratio[1, 0] = np.nan  # all-zero at the start (a bias)
+    ratio[1, 0] = np.nan  # all-zero at the start (a bias): its scale comes from training
     ratio[1, 1:15] = np.geomspace(1, 2e-3, 14)  # large while it grows from zero
+    ratio[1, 40:50] = 0.05  # and later
+    ratio[2, 40:50] = 0.05  # a weight that started non-zero: judged
     present = {("update_ratio", "value"): np.ones((4, T), bool)}
-    assert findings.evaluate(Run(LAYERS, cols, present=present)) == []
-    ratio[1, 40:50] = 0.05  # later: judged
     (f,) = findings.evaluate(Run(LAYERS, cols, present=present))
-    assert (f.kind, f.layer, f.first_step) == ("ratio_high", "a/bias", 41)
+    assert (f.kind, f.layer, f.first_step) == ("ratio_high", "b/kernel", 41)
+    cols[("update_ratio", "value")][1, 10:50] = 1e-6  # ratio_low still judges it
+    assert ("ratio_low", "a/bias") in kinds(findings.evaluate(Run(LAYERS, cols, present=present)))
 
 
 def test_rms_spike_merges_adjacent_steps_and_names_layers():
