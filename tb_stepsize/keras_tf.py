@@ -51,6 +51,11 @@ def run_if(pred, fn):
     CPU against ~1.2 µs).
     """
 
+    if tf.executing_eagerly():  # an eager `optimizer.apply` (a custom loop without tf.function)
+        if bool(pred):
+            fn()
+        return
+
     def run():
         fn()
         return tf.constant(0)

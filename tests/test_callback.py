@@ -420,3 +420,26 @@ def test_mixed_precision_demo_runs(tmp_path):
     # Keras counts only applied updates: the logged steps are 1..n, every one a real update.
     assert list(run.steps) == list(range(1, len(run.steps) + 1))
     assert np.all(run.matrix("step", "max") > 0)
+
+
+def test_eager_custom_loop_is_recorded(tmp_path):
+    """`optimizer.apply` called eagerly (no tf.function): logged steps equal the weights' change."""
+    model = sequential()
+    model.build((None, 8))
+    optimizer = keras.optimizers.Adam(1e-2)
+    optimizer.build(model.trainable_variables)
+    loss_fn = keras.losses.MeanSquaredError()
+    weights = [[v.numpy().copy() for v in model.trainable_variables]]
+    with tb_stepsize.StepSizeMonitor(str(tmp_path), optimizer, every_n_steps=2, on_error="raise") as monitor:
+        for i in range(5):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(Y[i * 16 : (i + 1) * 16], model(X[i * 16 : (i + 1) * 16]))
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply(grads, model.trainable_variables)
+            monitor.after_steps(loss=loss)
+            weights.append([v.numpy().copy() for v in model.trainable_variables])
+    run = tb_stepsize.load(str(tmp_path))
+    assert list(run.steps) == [1, 3, 5]
+    for col, t in enumerate(run.steps):
+        for row, (old, new) in enumerate(zip(weights[t - 1], weights[t])):
+            np.testing.assert_allclose(run.matrix("step", "max")[row, col], np.abs(old - new).max(), rtol=1e-6)
