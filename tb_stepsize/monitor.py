@@ -75,6 +75,34 @@ def _select(variables, include, exclude):
     ]
 
 
+def _watched(optimizer, inner, variables, include, exclude, strategy):
+    """The variables to record (the optimizer's own if `variables` is None);
+    builds the optimizer for them if it is not built yet."""
+    if variables is None:
+        if not optimizer.built:
+            raise MonitorError("the optimizer is not built: pass `variables` or build it first")
+        variables = keras_internals.built_variables(inner)
+    variables = list(variables)
+    watched = _select(variables, include, exclude)
+    if not watched:
+        raise MonitorError(
+            "no trainable variables to watch"
+            + (f" (include={include!r}, exclude={exclude!r})" if include or exclude else "")
+        )
+    if not optimizer.built:
+        with strategy.scope():  # slots mirrored like the variables
+            optimizer.build(variables)  # what its first apply() would do
+    return watched
+
+
+def _check_writable(log_dir):
+    try:
+        os.makedirs(log_dir, exist_ok=True)
+        tempfile.TemporaryFile(dir=log_dir).close()
+    except OSError as e:
+        raise MonitorError(f"log_dir {log_dir!r} is not writable: {e}") from None
+
+
 def _recording_device(strategy):
     """The device whose copy is recorded: replica 0's under a replicating strategy, else None."""
     if isinstance(strategy, _REPLICATING):
@@ -202,25 +230,8 @@ class StepSizeMonitor:
         device = _recording_device(strategy)
         if not strategy.extended.should_save_summary:
             return  # a worker other than the chief: the chief records the run
-        if variables is None:
-            if not optimizer.built:
-                raise MonitorError("the optimizer is not built: pass `variables` or build it first")
-            variables = keras_internals.built_variables(inner)
-        variables = list(variables)
-        watched = _select(variables, include, exclude)
-        if not watched:
-            raise MonitorError(
-                "no trainable variables to watch"
-                + (f" (include={include!r}, exclude={exclude!r})" if include or exclude else "")
-            )
-        if not optimizer.built:
-            with strategy.scope():  # slots mirrored like the variables
-                optimizer.build(variables)  # what its first apply() would do
-        try:
-            os.makedirs(log_dir, exist_ok=True)
-            tempfile.TemporaryFile(dir=log_dir).close()
-        except OSError as e:
-            raise MonitorError(f"log_dir {log_dir!r} is not writable: {e}") from None
+        watched = _watched(optimizer, inner, variables, include, exclude, strategy)
+        _check_writable(log_dir)
 
         previous = getattr(inner, "_tb_stepsize_monitor", None)
         if previous is not None and previous() is not None:
@@ -268,7 +279,6 @@ class StepSizeMonitor:
         hooks, self._hooks = self._hooks, None
         if hooks is not None:
             hooks.remove()
-
 
     # ------------------------------------------------------------- host side
     def after_steps(self, n=1, loss=None):
