@@ -419,11 +419,18 @@ def _not_started_at_zero(ctx):
 
 def _median_layer_peak(ctx):
     """`[1, T]`: the run's median layer `update_ratio` is at least half its peak
-    (not a warm-up, not a decay to zero).  None if the run has no ratio."""
+    (not a warm-up, not a decay to zero).  None if the run has no ratio.
+
+    The median is over the weights that did not start at zero (if any): a
+    bias's ratio while it grows from zero says nothing about the schedule.
+    """
     col = ctx.columns.get("update_ratio", "value")
     if col is None:
         return None
     values, present = col
+    weights = _not_started_at_zero(ctx)
+    if weights.any():
+        values, present = values[weights[:, 0]], present[weights[:, 0]]
     median = layer_median(values, present & np.isfinite(values))
     if not np.isfinite(median).any():
         return None

@@ -264,3 +264,39 @@ def test_an_exception_in_on_finding_propagates(tmp_path):
         warnings.simplefilter("ignore")
         monitor.close()  # the findings after the failing call are reported at the next check
     assert [(f.kind, f.layer) for f in calls[:2]] == [("no_update", "blocked/kernel"), ("no_update", "blocked/bias")]
+
+
+def test_learning_rate_too_low_for_one_layer_is_ratio_low(tmp_path):
+    """`big`'s kernel starts 1000x larger (its output is scaled back down): Adam's
+    step (~lr per element) is then ~1e-6 of its size per step."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8,))
+    h = keras.layers.Dense(16, activation="tanh", name="hidden")(inputs)
+    big = keras.layers.Dense(16, kernel_initializer=keras.initializers.RandomNormal(stddev=1000.0), name="big")(h)
+    big = keras.layers.Lambda(lambda t: t * 1e-3, name="times_1e-3")(big)
+    model = keras.Model(inputs, keras.layers.Dense(1, name="out")(keras.layers.Add()([h, big])))
+    fit(model, *data(), tmp_path, keras.optimizers.Adam(1e-3))
+    got = found(tmp_path)
+    f = only(got, "ratio_low", "big/kernel")
+    assert f.first_step == 1 and f.value < 1e-4
+    assert [(g.kind, g.layer) for g in got if g.kind == "ratio_low"] == [("ratio_low", "big/kernel")]
+
+
+def test_float16_weights_that_round_updates_away_are_lost_to_rounding(tmp_path):
+    """float16 weights of size 0.5-4 have a spacing of 2^-11..2^-8: Adam's ~1e-4
+    steps round away for most elements, not for the few small ones."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(32, activation="tanh", name="hidden"),
+            keras.layers.Dense(32, dtype="float16", kernel_initializer=keras.initializers.RandomUniform(-4, 4), name="half"),
+            keras.layers.Dense(1, name="out"),
+        ],
+        name="m",
+    )
+    fit(model, *data(), tmp_path, keras.optimizers.Adam(1e-4))
+    got = found(tmp_path)
+    f = only(got, "lost_to_rounding", "m/half/kernel")
+    assert f.first_step == 1 and f.value > 0.5 and "float16" in f.message
+    assert not [g for g in got if g.kind == "no_update"]  # the small elements still move
