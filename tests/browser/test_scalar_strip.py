@@ -44,8 +44,11 @@ def test_loss_is_drawn_on_the_step_axis(dash):
 
 def test_heatmap_hover_moves_the_strip_cursor(dash):
     dash.mouse_to(0, dash.col_of(30))
-    dash.frame.wait_for_function("window.__stepsize.strip().readout.includes('step 30')")
-    value = float(dash.hook("strip()")["readout"].rsplit(": ", 1)[1])
+    # Read the readout in the same call that saw it (a redraw may clear it right after).
+    readout = dash.frame.wait_for_function(
+        "() => { const r = window.__stepsize.strip().readout; return r.includes('step 30') ? r : null; }"
+    ).json_value()
+    value = float(readout.rsplit(": ", 1)[1])
     assert value == pytest.approx(LOSS[30], rel=1e-3)
     dash.mouse_to(0, dash.col_of(d.NAN_STEP))
     dash.frame.wait_for_function(f"window.__stepsize.strip().readout.endsWith('step {d.NAN_STEP}: NaN')")
