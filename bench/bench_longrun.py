@@ -204,7 +204,8 @@ def main(argv=None):
         other = dict(lparams, layer=rh.layer_list(args.layers)[-1]["path"])
         results["layer, another layer (pooled cache)"] = timed(session, tb, "layer", other)[1]
         width = -(-args.steps // MAX_STEPS)  # steps of one pooled column
-        cparams = {"run": "long", "metric": "step", "layer": layer, "first": args.steps // 2, "last": args.steps // 2 + width - 1}
+        first = (args.steps // 2) // width * width + 1  # a column of the heatmap's grid (steps start at 1)
+        cparams = {"run": "long", "metric": "step", "layer": layer, "first": first, "last": first + width - 1, "max_steps": MAX_STEPS}
         response, results["cell (hover, one pooled column)"] = timed(session, tb, "cell", cparams)
         assert len(response.json()["values"]) == len(response.json()["stats"])
         results["cell, another layer"] = timed(session, tb, "cell", dict(cparams, layer=other["layer"]))[1]

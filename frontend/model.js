@@ -115,6 +115,7 @@ export class Model {
     );
     const t1 = performance.now();
     const grids = answers.map((a) => Grid.fromHeatmap(a));
+    for (const grid of grids) grid.info.maxSteps = maxSteps; // the tooltip's cells are columns of this grid
     return { grids, timings: { fetchMs: t1 - t0, dataArrived: t1, convertMs: performance.now() - t1 } };
   }
 

@@ -102,14 +102,15 @@ export class Tooltip {
         h("span", { id: "ss-tip-number", text: typeof v === "number" ? formatExact(v) : describeKind(v) })
       )
     );
-    const others = this._otherStats(grid.info.run, layer, first, last, sel);
+    const others = this._otherStats(grid.info.run, layer, first, last, sel, grid.info.maxSteps);
     if (others) lines.push(others);
     return lines;
   }
 
   // The layer's other statistics in the column, or a placeholder.
-  _otherStats(run, layer, first, last, sel) {
-    const query = { run, layer, metric: sel.metric, first, last };
+  _otherStats(run, layer, first, last, sel, maxSteps) {
+    // max_steps: the server serves a heatmap column from its pooled matrices.
+    const query = { run, layer, metric: sel.metric, first, last, max_steps: maxSteps };
     const cell = this.model.cachedCell(query);
     if (!cell) this._requestSoon(query);
     if (!cell || cell.loading) return h("div", { class: "ss-tip-meta", text: "other statistics: loading\u2026" });

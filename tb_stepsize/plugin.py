@@ -39,13 +39,14 @@ parameter, 404 for an unknown run/metric/stat/layer):
 * `layer?run&layer&metric[&max_steps]` -> `{"run", "layer", "metric",
   "stats", "steps", "step_ends", "values", "nonfinite"}`; `values[j]` holds
   every statistic of column j and `nonfinite` lists `[j, stat_index, kind]`.
-* `cell?run&layer&metric&first&last` -> `{"run", "layer", "metric",
+* `cell?run&layer&metric&first&last[&max_steps]` -> `{"run", "layer", "metric",
   "first", "last", "stats", "values", "nonfinite"}`: every statistic of one
   layer pooled (same rules) over the logged steps `first..last` inclusive
   -- what a tooltip shows for one heatmap column; `values[s]` is statistic
   s, `nonfinite` lists `[stat_index, kind]`.  400 unless `first <= last`
   are integers, 404 if no step in that range was logged.  Reads only the
-  statistics, never histograms.
+  statistics, never histograms; with the heatmap's `max_steps`, a span
+  that is one of its columns is served from the pooled matrices.
 * `findings?run` -> `{"run", "findings": [...], "thresholds": {...},
   "views": {kind: {"metric", "stat"}}}`: `RunData.findings()` (the rules of
   `findings`, default thresholds), each finding as `Finding.to_dict()`
@@ -300,8 +301,9 @@ class StepSizePlugin(base_plugin.TBPlugin):
         last = _int_param(request, "last")
         if last < first:
             raise _bad("last must not be before first")
+        max_steps = _max_steps_param(request)
         r = self._layer_request(request)
-        return responses.cell(r.run, r.data, r.layer, r.metric, first, last)
+        return responses.cell(r.run, r.data, r.layer, r.metric, first, last, max_steps)
 
     @_route
     def _findings_route(self, request):

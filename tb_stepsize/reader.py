@@ -238,12 +238,17 @@ class RunData:
             values, present = cached
         return Pooled(values, present, firsts, ends, self.wall_times[::group], group, rule)
 
-    def pooled_span(self, metric, layer, first, last):
+    def pooled_span(self, metric, layer, first, last, max_steps=None):
         """`(values float64 [S], present bool [S])`: every statistic of `metric`
         for `layer`, pooled over the logged steps `first..last` (inclusive).
 
-        Reads the statistics' columns (cached) but pools only this layer's
-        cells in that range.  `NotFound` if no step in the range was logged.
+        When `first..last` is exactly a column of the grid pooled to
+        `max_steps` (a heatmap's), the values come from the pooled matrices
+        (`pooled`, cached apart from the columns): on a run whose statistics
+        do not all fit in the column cache, hovering cell after cell then
+        reads the run once, not once per hover.  Otherwise the statistics'
+        columns are read (cached) and only this layer's cells in that range
+        are pooled.  `NotFound` if no step in the range was logged.
         """
         self.check(metric, layer=layer)
         lo, hi = np.searchsorted(self.steps, [first, last + 1])
@@ -252,10 +257,24 @@ class RunData:
         row = self.layers.index(layer)
         names = self.stats[metric]
         values, present = np.empty(len(names)), np.zeros(len(names), bool)
+        col = self._pooled_column(first, last, max_steps)
         for s, stat in enumerate(names):  # one statistic at a time: one matrix is read at once
+            if col is not None:
+                p = self.pooled(metric, stat, max_steps)
+                values[s], present[s] = p.values[row, col], p.present[row, col]
+                continue
             v, p = self.column(metric, stat)
             values[s], present[s] = pooling.pool_span(v[row, lo:hi], p[row, lo:hi], metadata.pooling_rule(stat))
         return values, present
+
+    def _pooled_column(self, first, last, max_steps):
+        """The column of the grid pooled to `max_steps` that spans exactly
+        `first..last`, or None (no `max_steps`, or not a column of it)."""
+        if max_steps is None:
+            return None
+        firsts, ends = pooling.column_bounds(self.steps, pooling.group_size(self.steps.size, max_steps))
+        j = int(np.searchsorted(firsts, first))
+        return j if j < firsts.size and firsts[j] == first and ends[j] == last else None
 
     def findings(self, thresholds=None):
         """What looks wrong in this run: `findings.evaluate` (a list of

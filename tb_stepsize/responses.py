@@ -66,9 +66,11 @@ def layer(run, data, layer, metric, max_steps):
     }
 
 
-def cell(run, data, layer, metric, first, last):
-    """Every statistic of `metric` for one layer pooled over the logged steps `first..last`."""
-    values, present = data.pooled_span(metric, layer, first, last)
+def cell(run, data, layer, metric, first, last, max_steps=None):
+    """Every statistic of `metric` for one layer pooled over the logged steps
+    `first..last` (from the pooled matrices if that is a column of the grid
+    pooled to `max_steps`)."""
+    values, present = data.pooled_span(metric, layer, first, last, max_steps)
     cells, nonfinite = encode_grid(values, present)
     return {
         "run": run,

@@ -49,6 +49,8 @@ def test_cell_equals_layer_column(synthetic, max_steps):
                 assert out["stats"] == column["stats"]
                 assert out["values"] == column["values"][j]
                 assert out["nonfinite"] == [[s, kind] for jj, s, kind in column["nonfinite"] if jj == j]
+                if max_steps:  # the same cell served from the heatmap's pooled matrices
+                    assert cell(client, layer=layer, metric=metric, first=first, last=last, max_steps=max_steps) == out
 
 
 def test_cell_matches_numpy_reference(synthetic):
@@ -106,6 +108,21 @@ def test_cell_reads_no_histograms_and_pools_no_matrix(tmp_path, monkeypatch):
     out = cell(client, layer="dense/bias", metric="step", first=2, last=7)
     assert len(out["values"]) == len(metadata.ELEMENT_STATS)
     assert len(plugin._store.pooled) == 0  # only the row's range was pooled
+
+
+def test_cell_of_a_heatmap_column_comes_from_the_pooled_matrices(tmp_path, monkeypatch):
+    """With the heatmap's `max_steps`, hovering reads the pooled matrices (cached
+    apart), so a run whose columns do not fit the cache is not re-read per hover."""
+    h.write_synthetic_run(str(tmp_path / "run1"))
+    client, plugin, _ = h.make_app(str(tmp_path))
+    expected = cell(client, layer="dense/bias", metric="step", first=4, last=6)  # column 1 of groups of 3
+    assert len(plugin._store.pooled) == 0
+    assert cell(client, layer="dense/bias", metric="step", first=4, last=6, max_steps=4) == expected
+    assert len(plugin._store.pooled) == len(metadata.ELEMENT_STATS)
+    # Not a column of that grid: pooled from the columns, the same numbers as without max_steps.
+    assert cell(client, layer="dense/bias", metric="step", first=2, last=7, max_steps=4) == cell(
+        client, layer="dense/bias", metric="step", first=2, last=7
+    )
 
 
 # ------------------------------------------------------------------ findings

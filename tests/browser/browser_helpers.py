@@ -101,6 +101,17 @@ class Dashboard:
             "n => window.__stepsize && window.__stepsize.drawCount > n", arg=after, timeout=20000
         )
 
+    def settle(self):
+        """Wait until the Findings panel has answered for the shown run and the
+        layout it shifts has been redrawn: a hover before that would be moved
+        (and its tooltip hidden) by the panel appearing above the heatmap."""
+        self.frame.wait_for_function(
+            "() => { const s = window.__stepsize; const f = s.findings();"
+            " return f.run === s.state.run && f.summary !== ''; }",
+            timeout=20000,
+        )
+        self.page.wait_for_timeout(300)
+
     def set(self, **changes):
         n = self.hook("drawCount")
         self.frame.evaluate("c => window.__stepsize.app.set(c)", changes)
@@ -147,6 +158,7 @@ def open_dashboard(browser, url, viewport=None):
         dash = Dashboard(page, iframe.content_frame())
         dash.errors = errors
         dash.wait_drawn()
+        dash.settle()
         yield dash
         assert not errors, errors
     finally:
