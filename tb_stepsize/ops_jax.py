@@ -23,6 +23,18 @@ class JaxOps:
     def float32(self, x):
         return jnp.asarray(x, jnp.float32).reshape(-1)
 
+    def right_shift(self, x, n):
+        return x >> n
+
+    def left_shift(self, x, n):
+        return x << n
+
+    def bit_and(self, x, mask):
+        return x & mask
+
+    def bit_or(self, x, y):
+        return x | y
+
     def where(self, condition, a, b):
         return jnp.where(condition, a, b)
 
@@ -52,9 +64,6 @@ class JaxOps:
 
     def sum(self, x, axis):
         return jnp.sum(x, axis, dtype=x.dtype)
-
-    def any(self, x, axis):
-        return jnp.any(x, axis)
 
     def argmax(self, x, axis):
         return jnp.argmax(x, axis).astype(jnp.int32)

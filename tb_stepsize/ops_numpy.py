@@ -18,6 +18,18 @@ class NumpyOps:
     def float32(self, x):
         return np.asarray(x, np.float32).reshape(-1)
 
+    def right_shift(self, x, n):
+        return x >> n
+
+    def left_shift(self, x, n):
+        return x << n
+
+    def bit_and(self, x, mask):
+        return x & mask
+
+    def bit_or(self, x, y):
+        return x | y
+
     def where(self, condition, a, b):
         return np.where(condition, a, b)
 
@@ -47,9 +59,6 @@ class NumpyOps:
 
     def sum(self, x, axis):
         return np.sum(x, axis, dtype=x.dtype)
-
-    def any(self, x, axis):
-        return np.any(x, axis)
 
     def argmax(self, x, axis):
         return np.argmax(x, axis).astype(np.int32)

@@ -29,6 +29,18 @@ class TorchOps:
     def float32(self, x):
         return x.detach().to(torch.float32).reshape(-1)
 
+    def right_shift(self, x, n):
+        return x >> n
+
+    def left_shift(self, x, n):
+        return x << n
+
+    def bit_and(self, x, mask):
+        return x & mask
+
+    def bit_or(self, x, y):
+        return x | y
+
     def where(self, condition, a, b):
         if not isinstance(a, torch.Tensor) and not isinstance(b, torch.Tensor):
             a = torch.tensor(a, device=condition.device)
@@ -60,9 +72,6 @@ class TorchOps:
 
     def sum(self, x, axis):
         return torch.sum(x, axis, dtype=x.dtype)
-
-    def any(self, x, axis):
-        return torch.any(x, axis)
 
     def argmax(self, x, axis):
         return torch.argmax(x.to(torch.int32), axis).to(torch.int32)
