@@ -6,10 +6,12 @@ device: results stay tensors until a caller moves the small summaries.
 
 import torch
 
+from tb_stepsize.ops_numpy import OperatorBitOps
+
 _DTYPES = {"int32": torch.int32, "float32": torch.float32, "float64": torch.float64, "bool": torch.bool}
 
 
-class TorchOps:
+class TorchOps(OperatorBitOps):
     def __init__(self, device=None):
         self.device = device
 
@@ -28,18 +30,6 @@ class TorchOps:
 
     def float32(self, x):
         return x.detach().to(torch.float32).reshape(-1)
-
-    def right_shift(self, x, n):
-        return x >> n
-
-    def left_shift(self, x, n):
-        return x << n
-
-    def bit_and(self, x, mask):
-        return x & mask
-
-    def bit_or(self, x, y):
-        return x | y
 
     def where(self, condition, a, b):
         if not isinstance(a, torch.Tensor) and not isinstance(b, torch.Tensor):
