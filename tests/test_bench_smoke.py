@@ -44,3 +44,8 @@ def test_many_variables_bench_smoke():
     pytest.importorskip("tensorflow")
     out = run("bench_many_variables.py", "--vars", "20", "--quick")
     assert "every_n=100" in out and "\n       20 " in out
+
+
+def test_kernel_bench_smoke():
+    out = run("bench_kernel.py", "--quick")
+    assert "| OnePass.of |" in out and "| update, 3 metrics |" in out
