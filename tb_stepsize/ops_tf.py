@@ -7,6 +7,7 @@ is why the kernel asks the adapter for both.
 
 import tensorflow as tf
 
+_GROUP = 8  # float32 rows added before the float64 sum of `accurate_sum`
 _DTYPES = {"int32": tf.int32, "float32": tf.float32, "float64": tf.float64, "bool": tf.bool}
 
 
@@ -83,9 +84,16 @@ class TFOps:
         return tf.sqrt(x)
 
     def accurate_sum(self, x):
-        """float32 sum accumulated in float64: XLA on CPU adds a chunk's elements
-        in order, which in float32 loses ~1e-4 over a quarter million of them."""
-        return tf.cast(tf.reduce_sum(tf.cast(x, tf.float64)), tf.float32)
+        """float32 sum of float32 `x` accumulated in float64 -- but for 8-element groups:
+        XLA on CPU converts to float64 at ~2.4 ns per element, while 8 float32 rows
+        added first (strided, vectorised) and only their n/8 sums converted cost ~1.1.
+        In float32 alone a chunk of a quarter million elements loses ~1e-4."""
+        x = tf.reshape(x, [-1])
+        n = x.shape[0]
+        if n is None or n < 8 * _GROUP:
+            return tf.cast(tf.reduce_sum(tf.cast(x, tf.float64)), tf.float32)
+        rows = tf.reshape(tf.pad(x, [[0, -n % _GROUP]]), [_GROUP, -1])
+        return tf.cast(tf.reduce_sum(tf.cast(tf.reduce_sum(rows, 0), tf.float64)), tf.float32)
 
     def bincount(self, indices, size):
         """Counts with a static size, as XLA needs."""
