@@ -6,7 +6,7 @@ README states:
 * min and max are exact: they are float32 bit patterns, compared with `==`;
 * mean and rms are compared with a float64 reference within the rounding
   their sums can make: the one-segment path (a variable, or one chunk of a
-  large one) sums in float64 (from 2,048 elements on, after adding 8-element
+  large one) sums in float64 (from 64 elements on, after adding 8-element
   strided groups in float32 -- up to 7 more roundings in the worst case, none
   seen here beyond the tolerance below) and rounds once to float32, then divides (and
   takes a root) in float32: 4 float32 roundings, rtol 4 * 2^-24.  The
