@@ -1,6 +1,8 @@
 // The dashboard's controller: holds the selection (state.js), asks the
 // model for data and hands it to the views (sidebar, findings panel,
-// heatmap card and its scalar strip, tooltip, drill-down).  No drawing and no HTTP of its own.
+// heatmap card with its view bar and scalar strip, tooltip, drill-downs --
+// one per run when comparing).  Zoom, pan and the keyboard cursor are
+// navigate.js's; the rows' order rows.js's.  No drawing and no HTTP of its own.
 
 import { Controls } from "./controls.js";
 import { HeatmapCard } from "./card.js";
@@ -8,13 +10,15 @@ import { DrillDown } from "./drilldown.js";
 import { copyLink, saveCsv, savePng } from "./export.js";
 import { FindingsPanel } from "./findingspanel.js";
 import { formatValue } from "./format.js";
-import { Grid } from "./grid.js";
 import { HostChannel, followTheme, hostLink, readHostHash, writeHostHash } from "./host.js";
 import { ApiError, Model } from "./model.js";
 import { colourScale } from "./scale.js";
+import { Navigator } from "./navigate.js";
+import { arrangeRows } from "./rows.js";
 import { ScalarStrip } from "./strip.js";
-import { DEFAULTS, PLUGIN, fromHash, layerFilter, linkParams, parseEntries, pickStat, resolve, toHash } from "./state.js";
+import { DEFAULTS, PLUGIN, expandedGroups, fromHash, linkParams, parseEntries, pickStat, resolve, toHash } from "./state.js";
 import { Tooltip } from "./tooltip.js";
+import { ViewBar } from "./viewbar.js";
 import { h } from "./dom.js";
 
 const RELOAD_FALLBACK_MS = 30000;
@@ -30,6 +34,8 @@ export class App {
     this.drawCount = 0;
     this.host = new HostChannel(PLUGIN);
     this.controls = new Controls(this);
+    this.navigator = new Navigator(this);
+    this.viewbar = new ViewBar(this);
     const main = h("main", { class: "ss-main" });
     this.card = new HeatmapCard(
       main,
@@ -37,12 +43,11 @@ export class App {
         onHover: (panel, cell, event) => {
           this.tooltip.hoverAt(panel, cell, event);
           this.strip.cursorAtColumn(panel, cell.col);
+          this.viewbar.showReadout(this.tooltip.describe(panel.grid, cell, this.state));
         },
-        onLeave: () => {
-          this.tooltip.hide();
-          this.strip.setCursor(-1);
-        },
+        onLeave: (panel) => this.leaveCell(panel),
         onClick: (panel, cell) => this.onCellClick(panel, cell),
+        attach: (panel) => this.navigator.attach(panel),
       },
       {
         reload: () => this.reload(),
@@ -51,15 +56,19 @@ export class App {
         csv: () => saveCsv(this.shown, this.state),
       }
     );
+    this.card.toolbar.append(this.viewbar.root);
     this.findings = new FindingsPanel(this, main, this.card.root);
     this.strip = new ScalarStrip(this, this.card);
     root.replaceChildren(this.controls.root, main);
     this.tooltip = new Tooltip(root, this.model, () => this.state);
-    this.drill = new DrillDown(main, {
-      model: this.model,
-      onStep: (step) => this.set({ step: String(step) }, { refetch: false, redraw: false }),
-      onClose: () => this.set({ layer: "", step: "" }, { refetch: false }),
-    });
+    const drill = () =>
+      new DrillDown(main, {
+        model: this.model,
+        onStep: (step) => this.set({ step: String(step) }, { refetch: false, redraw: false }),
+        onClose: () => this.closeDrill(),
+      });
+    this.drill = drill();
+    this.drill2 = drill(); // the other run's, when comparing
   }
 
   // Change the selection.  `refetch`: the data shown changes; `redraw`.
@@ -68,6 +77,7 @@ export class App {
     if (refetch) this._resolve(); // keeps run / metric / stat valid
     this._writeHash();
     this.controls.sync(this.state);
+    this.viewbar.sync(this.state, this.model.tags[this.state.run]?.layers || []);
     if (refetch) this.loadView();
     else if (redraw) this.draw();
   }
@@ -108,7 +118,7 @@ export class App {
     this.controls.sync(this.state);
     followTheme(() => {
       if (this.grids.length) this.draw();
-      this.drill.redraw();
+      for (const d of this._drills()) d.redraw();
     });
     this.host.on("experimental.DataReloaded", () => this.reload());
     if (!this.host.connected) {
@@ -142,6 +152,7 @@ export class App {
     this.controls.setStats(catalog.ordered(stats).map((x) => [x, catalog.statLabel(x)]), st.stat);
     this._writeHash();
     this.controls.sync(st);
+    this.viewbar.sync(st, entry ? entry.layers : []);
     this.card.showProblems(st.run, entry ? entry.problems || [] : []);
   }
 
@@ -182,7 +193,7 @@ export class App {
       this.timings.drawnAt = performance.now();
       this.timings.firstHeatmapMs = this.timings.drawnAt - timings.dataArrived;
       if (st.layer) this.openDrill(st.layer, st.step ? Number(st.step) : null);
-      else this.drill.close();
+      else for (const d of this._drills()) d.close();
     } catch (e) {
       if (e.name === "AbortError" || gen !== this.generation) return;
       this.card.showStatus(e instanceof ApiError ? e.message : String(e), "error");
@@ -194,20 +205,20 @@ export class App {
     if (!this.grids.length) return;
     const { cellsW } = this._layoutWidths();
     const cols = Math.max(...this.grids.map((g) => g.cols));
-    const entry = this.model.tags[this.state.run];
-    const pooled = entry && cols < entry.num_steps;
+    const g = this.grids[0];
+    const pooled = g.stepEnds.some((end, j) => end !== g.steps[j]);
     if (cols > cellsW || (pooled && cols < 0.75 * cellsW)) this.loadView();
     else this.draw();
-    this.drill.redraw(this.card.width);
+    for (const d of this._drills()) d.redraw(this.card.width);
   }
 
-  // The grids as shown: filtered, and for "ratio" combined into one.
+  // The grids as shown (rows.js arrangeRows: filtered, ratio, sorted, zoomed rows).
   _shownGrids() {
-    const filter = layerFilter(this.state.filter);
-    const filtered = this.grids.map((g) => g.filtered(filter.test));
-    const total = this.grids[0] ? this.grids[0].rows : 0;
-    this.controls.showFilter({ error: filter.error, shown: filtered[0] ? filtered[0].rows : 0, total, text: this.state.filter });
-    return this.state.compare === "ratio" && filtered.length === 2 ? [Grid.ratio(filtered[0], filtered[1])] : filtered;
+    const { grids, filter, rows } = arrangeRows(this.grids, this.state);
+    this.controls.showFilter({ ...filter, text: this.state.filter });
+    this.rowOffset = rows.offset;
+    this.viewbar.showZoom(this.state, this.grids[0], rows, this.model.tags[this.state.run] || {});
+    return grids;
   }
 
   draw() {
@@ -244,8 +255,16 @@ export class App {
     this.lastDrawMs = performance.now() - t0;
   }
 
+  // A click (or Enter) on a group row lists or folds its members; on a layer, opens its drill-down.
   onCellClick(panel, cell) {
     const grid = panel.grid;
+    const group = grid.rowMembers[cell.row] > 0 ? grid.rowGroups[cell.row] : null;
+    if (group !== null) {
+      const open = expandedGroups(this.state);
+      const expand = open.includes(group) ? open.filter((g) => g !== group) : [...open, group];
+      this.set({ expand: expand.length ? JSON.stringify(expand) : "" });
+      return;
+    }
     const layer = grid.layers[cell.row];
     const step = cell.col >= 0 ? grid.steps[cell.col] : null;
     this.state.layer = layer;
@@ -255,9 +274,38 @@ export class App {
     this.openDrill(layer, step, { scroll: true });
   }
 
+  // The drill-downs: the run's, and the other run's when comparing.
+  _drills() {
+    return [this.drill, this.drill2];
+  }
+
   openDrill(layer, step, { scroll = false } = {}) {
-    this.drill.openLayer(this.state, layer, step, this.card.width);
+    const st = this.state;
+    this.drill.openLayer(st, layer, step, this.card.width);
+    if (st.compare !== "off" && st.run2) this.drill2.openLayer({ ...st, run: st.run2 }, layer, step, this.card.width);
+    else this.drill2.close();
     if (scroll && this.drill.open) this.drill.root.scrollIntoView({ behavior: "smooth", block: "nearest" });
+  }
+
+  closeDrill() {
+    this.set({ layer: "", step: "" }, { refetch: false });
+    for (const d of this._drills()) d.close();
+  }
+
+  // Show `cell` of `panel` as hovered (the keyboard cursor): its marks, the
+  // tooltip at (x, y), the strip's cursor and the readout.
+  hoverCell(panel, cell, x, y) {
+    panel.setHover(cell);
+    this.tooltip.update(panel, cell, x, y);
+    this.strip.cursorAtColumn(panel, cell.col);
+    this.viewbar.showReadout(this.tooltip.describe(panel.grid, cell, this.state));
+  }
+
+  leaveCell(panel) {
+    if (panel) panel.setHover(null);
+    this.tooltip.hide();
+    this.strip.setCursor(-1);
+    this.viewbar.showReadout("");
   }
 
   link() {

@@ -17,7 +17,7 @@ export class Controls {
     this.timer = 0;
     const view = { refetch: false };
     const radio = (name, value, onchange) => h("input", { type: "radio", name, value, onchange });
-    this.run = h("select", { id: "ss-run", onchange: () => app.set({ run: this.run.value, layer: "", step: "", finding: "" }) });
+    this.run = h("select", { id: "ss-run", onchange: () => app.set({ run: this.run.value, layer: "", step: "", finding: "", start: "", end: "", rows: "", expand: "" }) });
     this.metrics = h("div", { class: "ss-metrics", role: "radiogroup", "aria-label": "Metric" });
     this.stat = h("select", { id: "ss-stat", onchange: () => app.chooseStat(this.stat.value) });
     this.filter = h("input", {

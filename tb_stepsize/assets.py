@@ -34,5 +34,8 @@ STATIC_FILES = {
     "strip.js": "text/javascript",
     "hooks.js": "text/javascript",
     "colormaps.js": "text/javascript",
+    "rows.js": "text/javascript",
+    "navigate.js": "text/javascript",
+    "viewbar.js": "text/javascript",
     "style.css": "text/css",
 }
