@@ -2,7 +2,8 @@
 
 Run `RUN`: 600 variables in 12 modules (`model/block00` .. `model/block11`,
 each 10 sub-layers x {dense/kernel, dense/bias, norm/gamma, norm/beta,
-proj/kernel}) x 100,000 logged steps, metric `step` with the statistics
+proj/kernel}) x 100,000 logged steps (`OTHER_RUN`: the same for
+2,000 steps), metric `step` with the statistics
 `STATS` only (p50 and max: the event files stay ~0.55 GB).  The p50 of
 variable i at step s is `base(i) * wave(s)`, max three times it; the
 variable `OUTLIER` moves 1000x more than the others, so it sorts first.
@@ -25,6 +26,8 @@ from tb_stepsize import metadata
 from tb_stepsize.summary import tensor_proto
 
 RUN = "bigmodel"
+OTHER_RUN = "bigmodel_short"  # the same model for 2,000 steps, to compare with
+OTHER_STEPS = 2000
 MODULES = 12
 SUBLAYERS = 10
 VARS = (("dense/kernel", "kernel"), ("dense/bias", "bias"), ("norm/gamma", "norm"), ("norm/beta", "norm"), ("proj/kernel", "kernel"))
