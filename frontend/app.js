@@ -61,14 +61,14 @@ export class App {
     this.strip = new ScalarStrip(this, this.card);
     root.replaceChildren(this.controls.root, main);
     this.tooltip = new Tooltip(root, this.model, () => this.state);
-    const drill = () =>
+    this.newDrill = () =>
       new DrillDown(main, {
         model: this.model,
         onStep: (step) => this.set({ step: String(step) }, { refetch: false, redraw: false }),
         onClose: () => this.closeDrill(),
       });
-    this.drill = drill();
-    this.drill2 = drill(); // the other run's, when comparing
+    this.drill = this.newDrill();
+    this.drill2 = null; // the other run's, made when first comparing
   }
 
   // Change the selection.  `refetch`: the data shown changes; `redraw`.
@@ -215,7 +215,8 @@ export class App {
   // The grids as shown (rows.js arrangeRows: filtered, ratio, sorted, zoomed rows).
   _shownGrids() {
     const { grids, filter, rows } = arrangeRows(this.grids, this.state);
-    this.controls.showFilter({ ...filter, text: this.state.filter });
+    const variables = this.state.group || this.state.kind ? this.grids[0].info.numLayers : 0;
+    this.controls.showFilter({ ...filter, text: this.state.filter, variables });
     this.rowOffset = rows.offset;
     this.viewbar.showZoom(this.state, this.grids[0], rows, this.model.tags[this.state.run] || {});
     return grids;
@@ -276,14 +277,20 @@ export class App {
 
   // The drill-downs: the run's, and the other run's when comparing.
   _drills() {
-    return [this.drill, this.drill2];
+    return this.drill2 ? [this.drill, this.drill2] : [this.drill];
   }
 
   openDrill(layer, step, { scroll = false } = {}) {
     const st = this.state;
     this.drill.openLayer(st, layer, step, this.card.width);
-    if (st.compare !== "off" && st.run2) this.drill2.openLayer({ ...st, run: st.run2 }, layer, step, this.card.width);
-    else this.drill2.close();
+    if (st.compare !== "off" && st.run2) {
+      this.drill2 = this.drill2 || this.newDrill();
+      this.drill2.openLayer({ ...st, run: st.run2 }, layer, step, this.card.width);
+    } else if (this.drill2) {
+      this.drill2.close();
+      this.drill2.root.remove(); // made again when comparing again
+      this.drill2 = null;
+    }
     if (scroll && this.drill.open) this.drill.root.scrollIntoView({ behavior: "smooth", block: "nearest" });
   }
 

@@ -150,16 +150,12 @@ export function drawRowLabels(ctx, grid, box, marks, th) {
   ctx.fillStyle = th.text;
   const every = Math.max(1, Math.ceil((fontPx + 2) / rowH));
   const marked = marks ? marks.rows : new Map();
-  let items = null;
-  if (every > 1) items = moduleLabels(grid.layers, grid.rowGroups, every);
-  const modules = !!(items && items.length);
-  if (!modules) {
-    items = [];
-    for (let i = 0; i < grid.rows; i += every) items.push({ row: i, text: rowLabel(grid, i) });
-  }
-  for (const { row, text } of items) {
+  const label = (i) => rowLabel(grid, i);
+  const { modules, items } =
+    every > 1 ? moduleLabels(grid.layers, grid.rowMembers, every, label) : { modules: false, items: grid.layers.map((_, i) => ({ row: i, text: label(i) })) };
+  for (const { row, text, top } of items) {
     const room = labelWidth - 10 - (marked.has(grid.layers[row]) ? MARKER_W : 0);
-    ctx.fillText(shortenPath(ctx, text, room), x0 - 6, y0 + (modules ? row : row + 0.5) * rowH + (modules ? fontPx / 2 : 0));
+    ctx.fillText(shortenPath(ctx, text, room), x0 - 6, y0 + (top ? row * rowH + fontPx / 2 : (row + 0.5) * rowH));
   }
   return { every, modules, rows: items.map((x) => x.row) };
 }

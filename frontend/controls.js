@@ -135,13 +135,16 @@ export class Controls {
   }
 
   // How many layers the filter keeps, or why it is invalid.
-  showFilter({ error, shown, total, text }) {
+  // `variables`: how many the run has when rows are not one per layer (grouped or a kind kept).
+  showFilter({ error, shown, total, text, variables }) {
     this.filter.classList.toggle("ss-invalid", !!error);
+    const unit = variables ? "rows" : "layers";
+    const of = variables ? ` (of ${variables} variables)` : "";
     this.filterNote.textContent = error
       ? `Invalid regular expression: ${error}`
       : text
-        ? `${shown} of ${total} layers`
-        : `${total} layers`;
+        ? `${shown} of ${total} ${unit}${of}`
+        : `${total} ${unit}${of}`;
   }
 
   showRangeNote(text) {

@@ -37,7 +37,10 @@ export class Navigator {
     o.addEventListener("dblclick", () => this.resetZoom());
     o.addEventListener("wheel", (e) => this._wheel(e), { passive: false });
     o.addEventListener("keydown", (e) => this._key(panel, e));
-    o.addEventListener("focus", () => this._moveCursor(panel, this.cursor && this.cursor.panel === panel ? this.cursor : this._startCell(panel)));
+    o.addEventListener("focus", () => {
+      if (!o.matches(":focus-visible")) return; // focused by a click: the pointer shows the cell
+      this._moveCursor(panel, this.cursor && this.cursor.panel === panel ? this.cursor : this._startCell(panel));
+    });
     o.addEventListener("blur", () => {
       if (this.cursor && this.cursor.panel === panel) this.app.leaveCell(panel);
     });

@@ -58,35 +58,43 @@ function moduleOf(path, depth) {
   return parts.length > depth ? parts.slice(0, depth).join("/") : "";
 }
 
-// Which rows to label when only every `every`-th row has room: the first
-// row of each module, at the deepest path depth whose modules leave
-// `every` rows per label (the server's groups when rows are grouped).
-// Returns `[{row, text}]` in row order, labels at least `every` rows apart.
-export function moduleLabels(layers, rowGroups, every) {
+// Which rows to label when only every `every`-th row has room.  Group rows
+// (`rowMembers[i] > 0`) are labelled by `label(i)`; the other rows by their
+// module (`a/b/*`) at the deepest path depth whose modules each take one
+// run of rows and leave `every` rows per label -- in model order, the
+// first row of each module.  When no depth does (rows sorted across
+// modules), every `every`-th row by `label(i)`.  Returns {modules (module
+// labels used), items: [{row, text, top (the label marks the rows from
+// here down)}]}, labels at least `every` rows apart.
+export function moduleLabels(layers, rowMembers, every, label = (i) => layers[i]) {
   const n = layers.length;
+  const keysAt = (d) => layers.map((p, i) => (rowMembers[i] > 0 ? label(i) : moduleOf(p, d) && moduleOf(p, d) + "/*"));
   const fits = (keys) => {
-    let count = 0;
-    for (let i = 0; i < n; i++) if (keys[i] && (i === 0 || keys[i] !== keys[i - 1])) count++;
-    return count > 0 && count <= Math.ceil(n / every);
-  };
-  let keys = rowGroups && rowGroups.some((g) => g) ? rowGroups : null;
-  if (!keys || !fits(keys)) {
-    keys = null;
-    const deepest = Math.max(0, ...layers.slice(0, 2000).map((p) => p.split("/").length - 1));
-    for (let d = deepest; d >= 1 && !keys; d--) {
-      const candidate = layers.map((p) => moduleOf(p, d));
-      if (fits(candidate)) keys = candidate;
+    const seen = new Set();
+    let runs = 0;
+    for (let i = 0; i < n; i++) {
+      if (!keys[i] || (i > 0 && keys[i] === keys[i - 1])) continue;
+      runs++;
+      if (seen.has(keys[i])) return false; // a module split by sorting
+      seen.add(keys[i]);
     }
+    return runs > 1 && runs <= Math.ceil(n / every); // one module for all is no label
+  };
+  let keys = null;
+  const deepest = Math.max(0, ...layers.slice(0, 2000).map((p) => p.split("/").length - 1));
+  for (let d = deepest; d >= 1 && !keys; d--) {
+    const candidate = keysAt(d);
+    if (fits(candidate)) keys = candidate;
   }
-  if (!keys) return [];
-  const out = [];
+  const items = [];
   let last = -Infinity;
   for (let i = 0; i < n; i++) {
-    if (!keys[i] || (i > 0 && keys[i] === keys[i - 1]) || i - last < every) continue;
-    out.push({ row: i, text: keys[i] + "/*" });
+    const start = keys ? keys[i] && (i === 0 || keys[i] !== keys[i - 1]) : i % every === 0 || rowMembers[i] > 0;
+    if (!start || i - last < every) continue;
+    items.push({ row: i, text: keys ? keys[i] : label(i), top: !!keys && rowMembers[i] === 0 });
     last = i;
   }
-  return out;
+  return { modules: !!keys, items };
 }
 
 // The column of `grid` holding logged step `step` ("" or none: the last).

@@ -13,9 +13,12 @@ are serialized once, each event is their bytes behind its own step and wall
 time, through TensorFlow's record writer.
 """
 
+import json
 import math
 import os
 import struct
+import time
+import urllib.request
 
 import numpy as np
 
@@ -63,7 +66,7 @@ def base():
 def wave(steps):
     """float64: the factor of every variable at `steps` (period VARIANTS)."""
     s = np.asarray(steps) % VARIANTS
-    return 1.0 + 0.5 * np.sin(2 * math.pi * s / VARIANTS) + 0.001 * (s % 10)
+    return 1.0 + 0.5 * np.sin(2 * math.pi * s / VARIANTS) + 0.08 * (s % 10)
 
 
 def p50(steps):
@@ -96,7 +99,7 @@ def _summary(tags, arrays, described):
 def write_run(run_dir, steps=STEPS):
     """Writes the run into `run_dir` (skipped if a complete one is there)."""
     marker = os.path.join(run_dir, "COMPLETE")
-    spec = f"{steps} {len(LAYERS)} {STATS}\n"
+    spec = f"{steps} {len(LAYERS)} {STATS} {wave(np.arange(10)).tolist()}\n"  # a new design is written again
     if os.path.exists(marker) and open(marker).read() == spec:
         return run_dir
     os.makedirs(run_dir, exist_ok=True)
@@ -131,3 +134,27 @@ def write_logdir(root, steps=STEPS):
     """`root` holding the run `RUN` (generated once; reused while complete)."""
     write_run(os.path.join(root, RUN), steps)
     return root
+
+
+def wait_served(url, timeout=180):
+    """Until the TensorBoard at `url` has loaded every step of both runs (a
+    page opened before would draw, and wait for, a part of the run first),
+    then has read the columns a page shows first."""
+    want = {RUN: STEPS, OTHER_RUN: OTHER_STEPS}
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/data/plugin/stepsize/tags", timeout=60) as r:
+                tags = json.loads(r.read())
+            if all(tags.get(run, {}).get("num_steps") == n for run, n in want.items()):
+                break
+        except OSError:
+            pass
+        time.sleep(1)
+    else:
+        raise TimeoutError("TensorBoard did not load the big model's runs")
+    # Read the columns the pages show first (each ~0.25 GB through the data
+    # server, seconds on a busy machine) before a page waits for them.
+    for query in (f"heatmap?run={RUN}&metric=step&stat=p50&max_steps=10", f"heatmap?run={RUN}&metric=step&stat=max&max_steps=10", f"findings?run={RUN}"):
+        with urllib.request.urlopen(url + "/data/plugin/stepsize/" + query, timeout=300) as r:
+            r.read()

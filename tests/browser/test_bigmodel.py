@@ -8,11 +8,8 @@ grid drawn) is compared with numpy computed from `tb_stepsize.load()`'s
 matrices.  Screenshots go to artifacts/screenshots/.
 """
 
-import json
 import os
 import tempfile
-import time
-import urllib.request
 
 import numpy as np
 import pytest
@@ -28,31 +25,8 @@ GROUP_RUN = f"/#stepsize&p.stepsize.run={d.RUN}"
 def server(bigmodel_logdir):
     tmp = tempfile.mkdtemp(prefix="stepsize-bigmodel-")
     with TensorBoard(bigmodel_logdir, os.path.join(tmp, "tensorboard.log")) as tb:
-        wait_loaded(tb)
+        d.wait_served(tb.url)
         yield tb
-
-
-def wait_loaded(tb, timeout=120):
-    """Until TensorBoard has loaded every step of both runs (a page opened
-    before would draw, and wait for, a part of the run first)."""
-    want = {d.RUN: d.STEPS, d.OTHER_RUN: d.OTHER_STEPS}
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(tb.url + "/data/plugin/stepsize/tags", timeout=60) as r:
-                tags = json.loads(r.read())
-            if all(tags.get(run, {}).get("num_steps") == n for run, n in want.items()):
-                break
-        except OSError:
-            pass
-        time.sleep(1)
-    else:
-        raise TimeoutError("TensorBoard did not load the big model's runs")
-    # Read the columns the pages show first (each ~0.25 GB through the data
-    # server, seconds on a busy machine) before a page waits for them.
-    for query in (f"heatmap?run={d.RUN}&metric=step&stat=p50&max_steps=10", f"heatmap?run={d.RUN}&metric=step&stat=max&max_steps=10", f"findings?run={d.RUN}"):
-        with urllib.request.urlopen(tb.url + "/data/plugin/stepsize/" + query, timeout=300) as r:
-            r.read()
 
 
 @pytest.fixture(scope="module")
@@ -328,3 +302,8 @@ def test_compare_drill_down_shows_both_runs(dash):
     dash.shot("bigmodel_compare_drill.png")
     dash.page.keyboard.press("Escape")
     assert not any(x["open"] for x in dash.hook("drills()"))
+    dash.set(compare="off")
+    c = dash.js("() => window.__stepsize.cellCenter(0, 6, 10)")
+    dash.page.mouse.click(box["x"] + c["x"], box["y"] + c["y"])
+    dash.frame.wait_for_function("() => window.__stepsize.drill().hasData")
+    assert [x["open"] for x in dash.hook("drills()")] == [True, False]
