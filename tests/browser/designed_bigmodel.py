@@ -136,10 +136,10 @@ def write_logdir(root, steps=STEPS):
     return root
 
 
-def wait_served(url, timeout=180):
+def wait_served(url, timeout=180, warm=True):
     """Until the TensorBoard at `url` has loaded every step of both runs (a
     page opened before would draw, and wait for, a part of the run first),
-    then has read the columns a page shows first."""
+    then (`warm`) has read the columns a page shows first."""
     want = {RUN: STEPS, OTHER_RUN: OTHER_STEPS}
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -153,6 +153,8 @@ def wait_served(url, timeout=180):
         time.sleep(1)
     else:
         raise TimeoutError("TensorBoard did not load the big model's runs")
+    if not warm:
+        return
     # Read the columns the pages show first (each ~0.25 GB through the data
     # server, seconds on a busy machine) before a page waits for them.
     for query in (f"heatmap?run={RUN}&metric=step&stat=p50&max_steps=10", f"heatmap?run={RUN}&metric=step&stat=max&max_steps=10", f"findings?run={RUN}"):
