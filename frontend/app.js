@@ -6,17 +6,16 @@
 
 import { Controls } from "./controls.js";
 import { HeatmapCard } from "./card.js";
-import { DrillDown } from "./drilldown.js";
+import { DrillDowns } from "./drills.js";
 import { copyLink, saveCsv, savePng } from "./export.js";
 import { FindingsPanel } from "./findingspanel.js";
-import { formatValue } from "./format.js";
 import { HostChannel, followTheme, hostLink, readHostHash, writeHostHash } from "./host.js";
 import { ApiError, Model } from "./model.js";
 import { colourScale } from "./scale.js";
 import { Navigator } from "./navigate.js";
 import { arrangeRows } from "./rows.js";
 import { ScalarStrip } from "./strip.js";
-import { DEFAULTS, PLUGIN, expandedGroups, fromHash, linkParams, parseEntries, pickStat, resolve, toHash } from "./state.js";
+import { DEFAULTS, PLUGIN, fromHash, linkParams, parseEntries, resolve, toHash } from "./state.js";
 import { Tooltip } from "./tooltip.js";
 import { ViewBar } from "./viewbar.js";
 import { h } from "./dom.js";
@@ -40,12 +39,8 @@ export class App {
     this.card = new HeatmapCard(
       main,
       {
-        onHover: (panel, cell, event) => {
-          this.tooltip.hoverAt(panel, cell, event);
-          this.strip.cursorAtColumn(panel, cell.col);
-          this.viewbar.showReadout(this.tooltip.describe(panel.grid, cell, this.state));
-        },
-        onLeave: (panel) => this.leaveCell(panel),
+        onHover: (panel, cell, event) => this.navigator.hover(panel, cell, event),
+        onLeave: (panel) => this.navigator.leave(panel),
         onClick: (panel, cell) => this.onCellClick(panel, cell),
         attach: (panel) => this.navigator.attach(panel),
       },
@@ -61,14 +56,16 @@ export class App {
     this.strip = new ScalarStrip(this, this.card);
     root.replaceChildren(this.controls.root, main);
     this.tooltip = new Tooltip(root, this.model, () => this.state);
-    this.newDrill = () =>
-      new DrillDown(main, {
-        model: this.model,
-        onStep: (step) => this.set({ step: String(step) }, { refetch: false, redraw: false }),
-        onClose: () => this.closeDrill(),
-      });
-    this.drill = this.newDrill();
-    this.drill2 = null; // the other run's, made when first comparing
+    this.drills = new DrillDowns(main, {
+      model: this.model,
+      onStep: (step) => this.set({ step: String(step) }, { refetch: false, redraw: false }),
+      onClose: () => this.closeDrill(),
+    });
+  }
+
+  // The run's drill-down (the other run's is `drills.other`).
+  get drill() {
+    return this.drills.main;
   }
 
   // Change the selection.  `refetch`: the data shown changes; `redraw`.
@@ -80,27 +77,6 @@ export class App {
     this.viewbar.sync(this.state, this.model.tags[this.state.run]?.layers || []);
     if (refetch) this.loadView();
     else if (redraw) this.draw();
-  }
-
-  chooseStat(stat) {
-    if (this.model.catalog.isQuantile(stat)) this.preferredStat = stat;
-    this.set({ stat });
-  }
-
-  // A metric switch keeps the statistic if the metric has it, else the
-  // quantile chosen last.
-  chooseMetric(metric) {
-    if (this.model.catalog.isQuantile(this.state.stat)) this.preferredStat = this.state.stat;
-    const stats = this.model.tags[this.state.run]?.stats[metric] || [];
-    this.set({ metric, stat: pickStat(stats, this.state.stat, this.preferredStat) });
-  }
-
-  // Switch to a fixed range, starting from the range shown.
-  fixRange() {
-    const sc = this.scale;
-    const lo = this.state.lo || (sc ? formatValue(sc.lo, 3) : "1e-6");
-    const hi = this.state.hi || (sc ? formatValue(sc.hi, 3) : "1");
-    this.set({ range: "fixed", lo, hi }, { refetch: false });
   }
 
   _writeHash() {
@@ -118,7 +94,7 @@ export class App {
     this.controls.sync(this.state);
     followTheme(() => {
       if (this.grids.length) this.draw();
-      for (const d of this._drills()) d.redraw();
+      this.drills.redraw();
     });
     this.host.on("experimental.DataReloaded", () => this.reload());
     if (!this.host.connected) {
@@ -193,7 +169,7 @@ export class App {
       this.timings.drawnAt = performance.now();
       this.timings.firstHeatmapMs = this.timings.drawnAt - timings.dataArrived;
       if (st.layer) this.openDrill(st.layer, st.step ? Number(st.step) : null);
-      else for (const d of this._drills()) d.close();
+      else this.drills.close();
     } catch (e) {
       if (e.name === "AbortError" || gen !== this.generation) return;
       this.card.showStatus(e instanceof ApiError ? e.message : String(e), "error");
@@ -209,7 +185,7 @@ export class App {
     const pooled = g.stepEnds.some((end, j) => end !== g.steps[j]);
     if (cols > cellsW || (pooled && cols < 0.75 * cellsW)) this.loadView();
     else this.draw();
-    for (const d of this._drills()) d.redraw(this.card.width);
+    this.drills.redraw(this.card.width);
   }
 
   // The grids as shown (rows.js arrangeRows: filtered, ratio, sorted, zoomed rows).
@@ -259,13 +235,7 @@ export class App {
   // A click (or Enter) on a group row lists or folds its members; on a layer, opens its drill-down.
   onCellClick(panel, cell) {
     const grid = panel.grid;
-    const group = grid.rowMembers[cell.row] > 0 ? grid.rowGroups[cell.row] : null;
-    if (group !== null) {
-      const open = expandedGroups(this.state);
-      const expand = open.includes(group) ? open.filter((g) => g !== group) : [...open, group];
-      this.set({ expand: expand.length ? JSON.stringify(expand) : "" });
-      return;
-    }
+    if (grid.rowMembers[cell.row] > 0) return this.navigator.toggleGroup(grid.rowGroups[cell.row]);
     const layer = grid.layers[cell.row];
     const step = cell.col >= 0 ? grid.steps[cell.col] : null;
     this.state.layer = layer;
@@ -275,44 +245,14 @@ export class App {
     this.openDrill(layer, step, { scroll: true });
   }
 
-  // The drill-downs: the run's, and the other run's when comparing.
-  _drills() {
-    return this.drill2 ? [this.drill, this.drill2] : [this.drill];
-  }
-
   openDrill(layer, step, { scroll = false } = {}) {
-    const st = this.state;
-    this.drill.openLayer(st, layer, step, this.card.width);
-    if (st.compare !== "off" && st.run2) {
-      this.drill2 = this.drill2 || this.newDrill();
-      this.drill2.openLayer({ ...st, run: st.run2 }, layer, step, this.card.width);
-    } else if (this.drill2) {
-      this.drill2.close();
-      this.drill2.root.remove(); // made again when comparing again
-      this.drill2 = null;
-    }
+    this.drills.open(this.state, layer, step, this.card.width);
     if (scroll && this.drill.open) this.drill.root.scrollIntoView({ behavior: "smooth", block: "nearest" });
   }
 
   closeDrill() {
     this.set({ layer: "", step: "" }, { refetch: false });
-    for (const d of this._drills()) d.close();
-  }
-
-  // Show `cell` of `panel` as hovered (the keyboard cursor): its marks, the
-  // tooltip at (x, y), the strip's cursor and the readout.
-  hoverCell(panel, cell, x, y) {
-    panel.setHover(cell);
-    this.tooltip.update(panel, cell, x, y);
-    this.strip.cursorAtColumn(panel, cell.col);
-    this.viewbar.showReadout(this.tooltip.describe(panel.grid, cell, this.state));
-  }
-
-  leaveCell(panel) {
-    if (panel) panel.setHover(null);
-    this.tooltip.hide();
-    this.strip.setCursor(-1);
-    this.viewbar.showReadout("");
+    this.drills.close();
   }
 
   link() {

@@ -5,7 +5,7 @@
 import { packedLut } from "./colormaps.js";
 import { drawHatch, theme } from "./canvas.js";
 import { drawFullPath, drawRowLabels, drawStepAxis } from "./axis.js";
-import { drawErrorTicks, drawGuide, drawHighlight, drawRowMarkers } from "./marks.js";
+import { drawDragRect, drawErrorTicks, drawGuide, drawHighlight, drawRowMarkers } from "./marks.js";
 import { computeCodes } from "./scale.js";
 
 const LABEL_FONT_PX = 11;
@@ -271,14 +271,7 @@ export class HeatmapPanel {
     } else if (this.guide >= 0 && this.guide < grid.cols) {
       drawGuide(ctx, this.cellRect(0, this.guide), TOP_PAD, this.cellsH);
     }
-    if (this.drag) {
-      const { x0: a, x1: b, y0: c, y1: d } = this.drag;
-      ctx.fillStyle = "rgba(25,118,210,0.15)";
-      ctx.fillRect(a, c, b - a, d - c);
-      ctx.strokeStyle = th.select;
-      ctx.lineWidth = 1;
-      ctx.strokeRect(a + 0.5, c + 0.5, b - a - 1, d - c - 1);
-    }
+    if (this.drag) drawDragRect(ctx, this.drag, th);
   }
 
   // A column guide while the scalar strip above is hovered (-1: none).

@@ -128,6 +128,6 @@ export function testHooks(app) {
       histogramStep: app.drill.histogram ? app.drill.histogram.step : null,
     }),
     // Both drill-downs (the other run's when comparing): open, run, layer, data loaded.
-    drills: () => app._drills().map((d) => ({ open: d.open, run: d.run, layer: d.layer, hasData: !!d.data, meta: d.meta.textContent })),
+    drills: () => app.drills.all.map((d) => ({ open: d.open, run: d.run, layer: d.layer, hasData: !!d.data, meta: d.meta.textContent })),
   };
 }

@@ -1,10 +1,13 @@
-// Moving around a big heatmap: drag to zoom (across the cells: steps, and
+// Moving around a big heatmap: the hovered cell (tooltip, strip cursor and
+// the readout line), listing a group's members, drag to zoom (across the cells: steps, and
 // rows too for a tall drag; on the step axis: steps only; on the labels:
 // rows only), double-click to reset, shift+wheel (or a sideways wheel) to
 // pan a zoomed step range, and a keyboard cell cursor (arrows, Page
 // Up/Down, Home/End; Enter opens the drill-down or a group, Escape closes
 // it).  It turns these into selection changes of its `app`; the zoom
 // itself is state (`start`, `end`, `rows`), so a Link reproduces it.
+
+import { expandedGroups } from "./state.js";
 
 const DRAG_PX = 5; // less is a click
 const ROW_DRAG_PX = 24; // a drag across the cells this tall zooms rows too
@@ -42,8 +45,40 @@ export class Navigator {
       this._moveCursor(panel, this.cursor && this.cursor.panel === panel ? this.cursor : this._startCell(panel));
     });
     o.addEventListener("blur", () => {
-      if (this.cursor && this.cursor.panel === panel) this.app.leaveCell(panel);
+      if (this.cursor && this.cursor.panel === panel) this.leave(panel);
     });
+  }
+
+  // The pointer over `cell` of `panel` (a mousemove).
+  hover(panel, cell, event) {
+    const app = this.app;
+    app.tooltip.hoverAt(panel, cell, event);
+    app.strip.cursorAtColumn(panel, cell.col);
+    app.viewbar.showReadout(app.tooltip.describe(panel.grid, cell, app.state));
+  }
+
+  // Show `cell` of `panel` as hovered (the keyboard cursor): its marks, the
+  // tooltip at (x, y), the strip's cursor and the readout.
+  showCell(panel, cell, x, y) {
+    const app = this.app;
+    panel.setHover(cell);
+    app.tooltip.update(panel, cell, x, y);
+    app.strip.cursorAtColumn(panel, cell.col);
+    app.viewbar.showReadout(app.tooltip.describe(panel.grid, cell, app.state));
+  }
+
+  leave(panel) {
+    if (panel) panel.setHover(null);
+    this.app.tooltip.hide();
+    this.app.strip.setCursor(-1);
+    this.app.viewbar.showReadout("");
+  }
+
+  // List the members of `group` under its row, or fold them again.
+  toggleGroup(group) {
+    const open = expandedGroups(this.app.state);
+    const expand = open.includes(group) ? open.filter((g) => g !== group) : [...open, group];
+    this.app.set({ expand: expand.length ? JSON.stringify(expand) : "" });
   }
 
   get zoomed() {
@@ -155,7 +190,7 @@ export class Navigator {
     this.cursor = { panel, row, col };
     const r = panel.cellRect(row, col);
     const box = panel.canvas.getBoundingClientRect();
-    this.app.hoverCell(panel, { row, col }, box.left + r.x + r.w / 2, box.top + r.y + r.h / 2);
+    this.showCell(panel, { row, col }, box.left + r.x + r.w / 2, box.top + r.y + r.h / 2);
   }
 
   _key(panel, e) {

@@ -26,6 +26,7 @@ STATIC_FILES = {
     "legend.js": "text/javascript",
     "tooltip.js": "text/javascript",
     "drilldown.js": "text/javascript",
+    "drills.js": "text/javascript",
     "charts.js": "text/javascript",
     "export.js": "text/javascript",
     "findings.js": "text/javascript",

@@ -303,7 +303,7 @@ def test_compare_drill_down_shows_both_runs(dash):
     dash.page.keyboard.press("Escape")
     assert not any(x["open"] for x in dash.hook("drills()"))
     dash.set(compare="off")
-    c = dash.js("() => window.__stepsize.cellCenter(0, 6, 10)")
-    dash.page.mouse.click(box["x"] + c["x"], box["y"] + c["y"])
-    dash.frame.wait_for_function("() => window.__stepsize.drill().hasData")
-    assert [x["open"] for x in dash.hook("drills()")] == [True, False]
+    dash.page.wait_for_timeout(300)
+    dash.js("() => window.__stepsize.app.onCellClick(window.__stepsize.app.card.panels[0], {row: 6, col: 10})")
+    dash.frame.wait_for_function("() => window.__stepsize.drill().open")
+    assert [x["open"] for x in dash.hook("drills()")] == [True]  # the other run's is gone
