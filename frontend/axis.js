@@ -152,7 +152,7 @@ export function drawRowLabels(ctx, grid, box, marks, th) {
   const marked = marks ? marks.rows : new Map();
   const label = (i) => rowLabel(grid, i);
   const { modules, items } =
-    every > 1 ? moduleLabels(grid.layers, grid.rowMembers, every, label) : { modules: false, items: grid.layers.map((_, i) => ({ row: i, text: label(i) })) };
+    every > 1 ? moduleLabels(grid.layers, grid.rowMembers, every, label, grid.rowGroups) : { modules: false, items: grid.layers.map((_, i) => ({ row: i, text: label(i) })) };
   for (const { row, text, top } of items) {
     const room = labelWidth - 10 - (marked.has(grid.layers[row]) ? MARKER_W : 0);
     ctx.fillText(shortenPath(ctx, text, room), x0 - 6, y0 + (top ? row * rowH + fontPx / 2 : (row + 0.5) * rowH));

@@ -133,7 +133,7 @@ export class HeatmapPanel {
     if (labels.every > 1) {
       ctx.fillStyle = th.muted;
       ctx.textAlign = "left";
-      const note = labels.modules ? "labels: the first row of each module" : `every ${labels.every}${ordinalSuffix(labels.every)} layer labelled`;
+      const note = labels.modules ? "labels: the first row of each module" : `every ${labels.every}${ordinalSuffix(labels.every)} row labelled`;
       ctx.fillText(note, 2, y0 + this.cellsH + 28);
     }
 

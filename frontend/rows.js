@@ -62,13 +62,24 @@ function moduleOf(path, depth) {
 // (`rowMembers[i] > 0`) are labelled by `label(i)`; the other rows by their
 // module (`a/b/*`) at the deepest path depth whose modules each take one
 // run of rows and leave `every` rows per label -- in model order, the
-// first row of each module.  When no depth does (rows sorted across
+// first row of each module with room for it; a group's listed members (`rowGroups[i]`) by a
+// module deeper than their group.  When no depth does (rows sorted across
 // modules), every `every`-th row by `label(i)`.  Returns {modules (module
 // labels used), items: [{row, text, top (the label marks the rows from
 // here down)}]}, labels at least `every` rows apart.
-export function moduleLabels(layers, rowMembers, every, label = (i) => layers[i]) {
+export function moduleLabels(layers, rowMembers, every, label = (i) => layers[i], rowGroups = null) {
   const n = layers.length;
-  const keysAt = (d) => layers.map((p, i) => (rowMembers[i] > 0 ? label(i) : moduleOf(p, d) && moduleOf(p, d) + "/*"));
+  const groupDepth = (i) => (rowGroups && rowGroups[i] && rowMembers[i] === 0 ? rowGroups[i].split("/").length : 0);
+  const keyAt = (i, d) => {
+    if (rowMembers[i] > 0) return label(i);
+    if (d <= groupDepth(i)) return null; // no deeper than the group labelled above
+    const m = moduleOf(layers[i], d);
+    return m && m + "/*";
+  };
+  const keysAt = (d) => {
+    const keys = layers.map((_, i) => keyAt(i, d));
+    return keys.includes(null) ? null : keys;
+  };
   const fits = (keys) => {
     const seen = new Set();
     let runs = 0;
@@ -84,12 +95,13 @@ export function moduleLabels(layers, rowMembers, every, label = (i) => layers[i]
   const deepest = Math.max(0, ...layers.slice(0, 2000).map((p) => p.split("/").length - 1));
   for (let d = deepest; d >= 1 && !keys; d--) {
     const candidate = keysAt(d);
-    if (fits(candidate)) keys = candidate;
+    if (candidate && fits(candidate)) keys = candidate;
   }
   const items = [];
   let last = -Infinity;
   for (let i = 0; i < n; i++) {
-    const start = keys ? keys[i] && (i === 0 || keys[i] !== keys[i - 1]) : i % every === 0 || rowMembers[i] > 0;
+    // a module's label goes on its first row with room (modules are runs of rows here)
+    const start = keys ? keys[i] && (!items.length || keys[i] !== items[items.length - 1].text) : i % every === 0 || rowMembers[i] > 0;
     if (!start || i - last < every) continue;
     items.push({ row: i, text: keys ? keys[i] : label(i), top: !!keys && rowMembers[i] === 0 });
     last = i;

@@ -26,7 +26,7 @@ def hover(dash, row, col):
     box = dash.page.query_selector("iframe").bounding_box()
     c = dash.js("([r, c]) => window.__stepsize.cellCenter(0, r, c)", [row, col])
     dash.page.mouse.move(box["x"] + c["x"], box["y"] + c["y"])
-    dash.page.wait_for_timeout(600)  # the tooltip's other statistics
+    dash.page.wait_for_timeout(2000)  # the tooltip's other statistics (read cold)
 
 
 def main():
@@ -47,7 +47,7 @@ def main():
             url = tb.url + f"/#stepsize&p.stepsize.run={d.RUN}"
             with open_dashboard(browser, url, viewport={"width": 1400, "height": 1000}) as dash:
                 dash.set(group="2", expand=json.dumps(["model/block07"]), sort="mean")
-                hover(dash, 1, 500)
+                hover(dash, 20, 500)
                 dash.page.screenshot(path=args.out)
                 print(args.out)
                 if args.all:

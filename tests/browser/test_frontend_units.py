@@ -561,11 +561,18 @@ def test_module_labels_of_thin_rows(page):
     # every 4th row has room: depth 3 (30 modules) does not fit, depth 2 does
     assert fine["modules"] and [x["text"] for x in fine["items"]] == ["net/block0/*", "net/block1/*", "net/block2/*"]
     assert [x["row"] for x in fine["items"]] == [0, 10, 20] and all(x["top"] for x in fine["items"])
-    assert coarse["modules"] and [x["row"] for x in coarse["items"]] == [0, 20]  # block1's label had no room
+    assert coarse["modules"] and [x["row"] for x in coarse["items"]] == [0, 12, 24]  # block1 labelled where there is room
     # sorted across modules: every 4th row, labelled with its path
     shuffled = layers[::3] + layers[1::3] + layers[2::3]
     mixed = run(page, "rows.js", "return m.moduleLabels(arg, arg.map(() => 0), 4);", shuffled)
     assert not mixed["modules"] and [x["row"] for x in mixed["items"]] == [0, 4, 8, 12, 16, 20, 24, 28]
+    # a group row and its listed members: labelled by modules deeper than the group
+    rows = ["net/block0/*"] + [f"net/block0/part{j // 5}/v{j}" for j in range(10)] + ["net/block1/*", "net/block2/*"]
+    members = [10] + [0] * 10 + [10, 10]
+    groups = ["net/block0"] * 11 + ["net/block1", "net/block2"]
+    listed = run(page, "rows.js", "return m.moduleLabels(arg[0], arg[1], 2, (i) => arg[0][i], arg[2]);", [rows, members, groups])
+    assert listed["modules"] and [(x["row"], x["text"]) for x in listed["items"]] == [
+        (0, "net/block0/*"), (2, "net/block0/part0/*"), (6, "net/block0/part1/*"), (11, "net/block1/*")]
 
 
 def test_big_model_state_keys(page):
