@@ -118,6 +118,9 @@ export class Grid {
       kinds,
     });
     g.sourceRows = rowIndices;
+    // Every row in another order (a sort): the same values, so the same range
+    // (computed once for all the orders a user sorts by).
+    if (rowIndices.length === this.rows && new Set(rowIndices).size === this.rows) g._range = this.range();
     return g;
   }
 
