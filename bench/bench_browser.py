@@ -14,6 +14,12 @@ measured with performance.now() in the page:
 * redraw: a full redraw of the same data (e.g. a colour map change);
 * hover: mean time of one hover update (overlay marks + tooltip, including
   the layout it forces) over 300 random cells.
+
+Each size is measured as it opens (one row per layer, model order) and with
+the big-model view on (`grouped+sorted`): rows grouped by module at depth 2
+with every group listed -- so 1,000 layers are 1,125 rows -- sorted by the
+mean over the visible steps.  The synthetic `heatmap` groups with the
+plugin's own `layer_groups` and `pooling.pool_groups`.
 """
 
 import argparse
@@ -33,7 +39,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "browser"))
 
 from browser_helpers import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
-from tb_stepsize import metadata  # noqa: E402
+from tb_stepsize import layer_groups, metadata, pooling  # noqa: E402
 
 STATS = list(metadata.ELEMENT_STATS)
 FACTORS = [0.01, 0.05, 0.2, 0.5, 1, 2, 5, 8, 20, 1.3, 2, 0.0, 0.0]  # of each statistic to 1e-4
@@ -75,6 +81,24 @@ def make_heatmap(run, n_layers, n_cols, max_steps):
         "values": cells,
         "nonfinite": nonfinite,
         "pooling": "mean",
+    }
+
+
+def group_heatmap(answer, depth, expand):
+    """`answer`'s rows grouped as the plugin's `heatmap` groups them."""
+    rows = layer_groups.rows(answer["layers"], depth, expand)
+    values = np.array([[np.nan if v is None else v for v in row] for row in answer["values"]], float)
+    present = ~np.isnan(values)
+    grouped, grouped_present = pooling.pool_groups(values, present, [r.members for r in rows], "mean")
+    cells = [[float(v) if p else None for v, p in zip(row, prow)] for row, prow in zip(grouped, grouped_present)]
+    return {
+        **answer,
+        "layers": [r.label for r in rows],
+        "row_members": [len(r.members) if r.is_group else 0 for r in rows],
+        "row_groups": [r.group for r in rows],
+        "num_layers": len(answer["layers"]),
+        "values": cells,
+        "nonfinite": [],
     }
 
 
@@ -165,9 +189,12 @@ def serve(static_dir, sizes, n_cols):
                 }
                 return self.send(json.dumps(body).encode(), "application/json")
             if name == "heatmap":
-                key = (q["run"], int(q.get("max_steps", n_cols)))
+                key = (q["run"], int(q.get("max_steps", n_cols)), q.get("group_depth"), q.get("expand"))
                 if key not in cache:
-                    cache[key] = json.dumps(make_heatmap(q["run"], runs[q["run"]], n_cols, key[1])).encode()
+                    answer = make_heatmap(q["run"], runs[q["run"]], n_cols, key[1])
+                    if key[2]:
+                        answer = group_heatmap(answer, int(key[2]), json.loads(key[3] or "[]"))
+                    cache[key] = json.dumps(answer).encode()
                 return self.send(cache[key], "application/json")
             if name == "info":
                 return self.send(json.dumps(metadata.describe()).encode(), "application/json")
@@ -213,14 +240,18 @@ def main():
     # Wide enough that 2,000 columns get a pixel each (no pooling).
     viewport = {"width": args.columns + 700, "height": 1000}
     print(f"Chromium {CHROMIUM}; viewport {viewport['width']}x{viewport['height']}, device pixel ratio 1")
-    print(f"{'layers':>7} {'columns':>8} {'first heatmap ms':>17} {'redraw ms':>10} {'hover ms (mean)':>16} {'hover p95':>10}")
+    print(f"{'layers':>7} {'view':>15} {'rows':>6} {'columns':>8} {'first heatmap ms':>17} {'redraw ms':>10} {'hover ms (mean)':>16} {'hover p95':>10}")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        for n in sizes:
+        for n, view in [(n, view) for n in sizes for view in ("plain", "grouped+sorted")]:
             firsts, cols = [], None
+            hash_ = f"run=bench_{n}"
+            if view != "plain":
+                groups = sorted({layer_groups.group_of(p, 2) for p in layer_names(n)})
+                hash_ += "&" + urllib.parse.urlencode({"group": "2", "expand": json.dumps(groups), "sort": "mean"})
             for _ in range(args.repeat):
                 page = browser.new_page(viewport=viewport)
-                page.goto(f"{base}#run=bench_{n}")
+                page.goto(f"{base}#{hash_}")
                 page.wait_for_function("window.__stepsize && window.__stepsize.drawCount > 0", timeout=120000)
                 t = page.evaluate("window.__stepsize.timings")
                 firsts.append(t["firstHeatmapMs"])
@@ -242,7 +273,7 @@ def main():
             page.close()
             hovers.sort()
             print(
-                f"{n:>7} {cols:>8} {statistics.median(firsts):>17.1f} {redraw:>10.1f} "
+                f"{n:>7} {view:>15} {panel['rows']:>6} {cols:>8} {statistics.median(firsts):>17.1f} {redraw:>10.1f} "
                 f"{statistics.mean(hovers):>16.2f} {hovers[int(0.95 * len(hovers))]:>10.2f}"
             )
         browser.close()

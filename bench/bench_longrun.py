@@ -13,7 +13,8 @@
 3. Starts `tensorboard` on 127.0.0.1 (`--load_fast` as given), polls `tags`
    until the whole run is loaded, then times `tags`, `findings` (first, with
    every column cold), `heatmap?max_steps=2000` of statistics the rules do
-   not read (cold and warm), `layer?max_steps=2000` (cold, warm, and another
+   not read (cold and warm), zoomed to 100 steps (`start_step`/`end_step`),
+   `layer?max_steps=2000` (cold, warm, and another
    layer), `cell` (a tooltip's hover over one pooled column) and
    `histogram`, checks that answers are pooled to at most `max_steps`
    columns, and prints the peak RSS (VmHWM) of the tensorboard process and
@@ -196,6 +197,13 @@ def main(argv=None):
         assert len(out_json["steps"]) <= MAX_STEPS and all(len(r) == len(out_json["steps"]) for r in out_json["values"])
         results["heatmap max_steps=2000, warm"] = timed(session, tb, "heatmap", params)[1]
         results["heatmap stat=p05, cold"] = timed(session, tb, "heatmap", dict(params, stat="p05"))[1]
+        # Zoomed into 100 steps (the step axis's drag): only that range is pooled.
+        middle = args.steps // 2 + 1
+        zparams = dict(params, start_step=middle, end_step=middle + 99)
+        response, results["heatmap zoomed to 100 steps (column cached)"] = timed(session, tb, "heatmap", zparams)
+        assert len(response.json()["steps"]) == 100
+        results["heatmap zoomed to 100 steps, warm"] = timed(session, tb, "heatmap", zparams)[1]
+        results["heatmap zoomed, stat=p25 (column cold)"] = timed(session, tb, "heatmap", dict(zparams, stat="p25"))[1]
         layer = rh.layer_list(args.layers)[0]["path"]
         lparams = {"run": "long", "metric": "step", "layer": layer, "max_steps": MAX_STEPS}
         response, results["layer max_steps=2000, cold (6 of 13 stats cached)"] = timed(session, tb, "layer", lparams)

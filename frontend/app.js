@@ -1,20 +1,23 @@
 // The dashboard's controller: holds the selection (state.js), asks the
 // model for data and hands it to the views (sidebar, findings panel,
-// heatmap card and its scalar strip, tooltip, drill-down).  No drawing and no HTTP of its own.
+// heatmap card with its view bar and scalar strip, tooltip, drill-downs --
+// one per run when comparing).  Zoom, pan and the keyboard cursor are
+// navigate.js's; the rows' order rows.js's.  No drawing and no HTTP of its own.
 
 import { Controls } from "./controls.js";
 import { HeatmapCard } from "./card.js";
-import { DrillDown } from "./drilldown.js";
+import { DrillDowns } from "./drills.js";
 import { copyLink, saveCsv, savePng } from "./export.js";
 import { FindingsPanel } from "./findingspanel.js";
-import { formatValue } from "./format.js";
-import { Grid } from "./grid.js";
 import { HostChannel, followTheme, hostLink, readHostHash, writeHostHash } from "./host.js";
 import { ApiError, Model } from "./model.js";
 import { colourScale } from "./scale.js";
+import { Navigator } from "./navigate.js";
+import { arrangeRows } from "./rows.js";
 import { ScalarStrip } from "./strip.js";
-import { DEFAULTS, PLUGIN, fromHash, layerFilter, linkParams, parseEntries, pickStat, resolve, toHash } from "./state.js";
+import { DEFAULTS, PLUGIN, fromHash, linkParams, parseEntries, resolve, toHash } from "./state.js";
 import { Tooltip } from "./tooltip.js";
+import { ViewBar } from "./viewbar.js";
 import { h } from "./dom.js";
 
 const RELOAD_FALLBACK_MS = 30000;
@@ -30,19 +33,16 @@ export class App {
     this.drawCount = 0;
     this.host = new HostChannel(PLUGIN);
     this.controls = new Controls(this);
+    this.navigator = new Navigator(this);
+    this.viewbar = new ViewBar(this);
     const main = h("main", { class: "ss-main" });
     this.card = new HeatmapCard(
       main,
       {
-        onHover: (panel, cell, event) => {
-          this.tooltip.hoverAt(panel, cell, event);
-          this.strip.cursorAtColumn(panel, cell.col);
-        },
-        onLeave: () => {
-          this.tooltip.hide();
-          this.strip.setCursor(-1);
-        },
+        onHover: (panel, cell, event) => this.navigator.hover(panel, cell, event),
+        onLeave: (panel) => this.navigator.leave(panel),
         onClick: (panel, cell) => this.onCellClick(panel, cell),
+        attach: (panel) => this.navigator.attach(panel),
       },
       {
         reload: () => this.reload(),
@@ -51,15 +51,21 @@ export class App {
         csv: () => saveCsv(this.shown, this.state),
       }
     );
+    this.card.toolbar.append(this.viewbar.root);
     this.findings = new FindingsPanel(this, main, this.card.root);
     this.strip = new ScalarStrip(this, this.card);
     root.replaceChildren(this.controls.root, main);
     this.tooltip = new Tooltip(root, this.model, () => this.state);
-    this.drill = new DrillDown(main, {
+    this.drills = new DrillDowns(main, {
       model: this.model,
       onStep: (step) => this.set({ step: String(step) }, { refetch: false, redraw: false }),
-      onClose: () => this.set({ layer: "", step: "" }, { refetch: false }),
+      onClose: () => this.closeDrill(),
     });
+  }
+
+  // The run's drill-down (the other run's is `drills.other`).
+  get drill() {
+    return this.drills.main;
   }
 
   // Change the selection.  `refetch`: the data shown changes; `redraw`.
@@ -68,29 +74,9 @@ export class App {
     if (refetch) this._resolve(); // keeps run / metric / stat valid
     this._writeHash();
     this.controls.sync(this.state);
+    this.viewbar.sync(this.state, this.model.tags[this.state.run]?.layers || []);
     if (refetch) this.loadView();
     else if (redraw) this.draw();
-  }
-
-  chooseStat(stat) {
-    if (this.model.catalog.isQuantile(stat)) this.preferredStat = stat;
-    this.set({ stat });
-  }
-
-  // A metric switch keeps the statistic if the metric has it, else the
-  // quantile chosen last.
-  chooseMetric(metric) {
-    if (this.model.catalog.isQuantile(this.state.stat)) this.preferredStat = this.state.stat;
-    const stats = this.model.tags[this.state.run]?.stats[metric] || [];
-    this.set({ metric, stat: pickStat(stats, this.state.stat, this.preferredStat) });
-  }
-
-  // Switch to a fixed range, starting from the range shown.
-  fixRange() {
-    const sc = this.scale;
-    const lo = this.state.lo || (sc ? formatValue(sc.lo, 3) : "1e-6");
-    const hi = this.state.hi || (sc ? formatValue(sc.hi, 3) : "1");
-    this.set({ range: "fixed", lo, hi }, { refetch: false });
   }
 
   _writeHash() {
@@ -108,7 +94,7 @@ export class App {
     this.controls.sync(this.state);
     followTheme(() => {
       if (this.grids.length) this.draw();
-      this.drill.redraw();
+      this.drills.redraw();
     });
     this.host.on("experimental.DataReloaded", () => this.reload());
     if (!this.host.connected) {
@@ -142,6 +128,7 @@ export class App {
     this.controls.setStats(catalog.ordered(stats).map((x) => [x, catalog.statLabel(x)]), st.stat);
     this._writeHash();
     this.controls.sync(st);
+    this.viewbar.sync(st, entry ? entry.layers : []);
     this.card.showProblems(st.run, entry ? entry.problems || [] : []);
   }
 
@@ -182,7 +169,7 @@ export class App {
       this.timings.drawnAt = performance.now();
       this.timings.firstHeatmapMs = this.timings.drawnAt - timings.dataArrived;
       if (st.layer) this.openDrill(st.layer, st.step ? Number(st.step) : null);
-      else this.drill.close();
+      else this.drills.close();
     } catch (e) {
       if (e.name === "AbortError" || gen !== this.generation) return;
       this.card.showStatus(e instanceof ApiError ? e.message : String(e), "error");
@@ -194,20 +181,21 @@ export class App {
     if (!this.grids.length) return;
     const { cellsW } = this._layoutWidths();
     const cols = Math.max(...this.grids.map((g) => g.cols));
-    const entry = this.model.tags[this.state.run];
-    const pooled = entry && cols < entry.num_steps;
+    const g = this.grids[0];
+    const pooled = g.stepEnds.some((end, j) => end !== g.steps[j]);
     if (cols > cellsW || (pooled && cols < 0.75 * cellsW)) this.loadView();
     else this.draw();
-    this.drill.redraw(this.card.width);
+    this.drills.redraw(this.card.width);
   }
 
-  // The grids as shown: filtered, and for "ratio" combined into one.
+  // The grids as shown (rows.js arrangeRows: filtered, ratio, sorted, zoomed rows).
   _shownGrids() {
-    const filter = layerFilter(this.state.filter);
-    const filtered = this.grids.map((g) => g.filtered(filter.test));
-    const total = this.grids[0] ? this.grids[0].rows : 0;
-    this.controls.showFilter({ error: filter.error, shown: filtered[0] ? filtered[0].rows : 0, total, text: this.state.filter });
-    return this.state.compare === "ratio" && filtered.length === 2 ? [Grid.ratio(filtered[0], filtered[1])] : filtered;
+    const { grids, filter, rows } = arrangeRows(this.grids, this.state);
+    const variables = this.state.group || this.state.kind ? this.grids[0].info.numLayers : 0;
+    this.controls.showFilter({ ...filter, text: this.state.filter, variables });
+    this.rowOffset = rows.offset;
+    this.viewbar.showZoom(this.state, this.grids[0], rows, this.model.tags[this.state.run] || {});
+    return grids;
   }
 
   draw() {
@@ -244,8 +232,10 @@ export class App {
     this.lastDrawMs = performance.now() - t0;
   }
 
+  // A click (or Enter) on a group row lists or folds its members; on a layer, opens its drill-down.
   onCellClick(panel, cell) {
     const grid = panel.grid;
+    if (grid.rowMembers[cell.row] > 0) return this.navigator.toggleGroup(grid.rowGroups[cell.row]);
     const layer = grid.layers[cell.row];
     const step = cell.col >= 0 ? grid.steps[cell.col] : null;
     this.state.layer = layer;
@@ -256,8 +246,13 @@ export class App {
   }
 
   openDrill(layer, step, { scroll = false } = {}) {
-    this.drill.openLayer(this.state, layer, step, this.card.width);
+    this.drills.open(this.state, layer, step, this.card.width);
     if (scroll && this.drill.open) this.drill.root.scrollIntoView({ behavior: "smooth", block: "nearest" });
+  }
+
+  closeDrill() {
+    this.set({ layer: "", step: "" }, { refetch: false });
+    this.drills.close();
   }
 
   link() {

@@ -2,6 +2,8 @@
 // layer paths shortened to fit the label column (in full when hovered).
 
 import { formatDuration } from "./format.js";
+import { MARKER_W } from "./marks.js";
+import { moduleLabels } from "./rows.js";
 
 // A round step (1, 2 or 5 times a power of ten) giving about `count` steps over `span`.
 export function niceStep(span, count) {
@@ -125,4 +127,35 @@ export function drawFullPath(ctx, path, at, th) {
   ctx.textBaseline = "middle";
   ctx.textAlign = w + 8 > x0 ? "left" : "right";
   ctx.fillText(path, w + 8 > x0 ? 2 : x0 - 6, y);
+}
+
+// A group row's label: "▸ block3/* (12)", "▾ ..." when its members are listed below it.
+function rowLabel(grid, i) {
+  const n = grid.rowMembers[i];
+  if (!n) return grid.layers[i];
+  const open = i + 1 < grid.rows && grid.rowMembers[i + 1] === 0 && grid.rowGroups[i + 1] === grid.rowGroups[i];
+  return `${open ? "\u25be" : "\u25b8"} ${grid.layers[i]} (${n})`;
+}
+
+// The row labels right-aligned in the label column, shortened to fit: every
+// row's when there is room, else the first row of each module (rows.js
+// moduleLabels), else every `every`-th.  `box`: {x0, y0, rowH, labelWidth,
+// fontPx}; `marks`: the findings' (a marked row leaves room for its marker).
+// Returns {every, modules (module labels used), rows (labelled row indices)}.
+export function drawRowLabels(ctx, grid, box, marks, th) {
+  const { x0, y0, rowH, labelWidth, fontPx } = box;
+  ctx.font = `${fontPx}px ${th.font}`;
+  ctx.textBaseline = "middle";
+  ctx.textAlign = "right";
+  ctx.fillStyle = th.text;
+  const every = Math.max(1, Math.ceil((fontPx + 2) / rowH));
+  const marked = marks ? marks.rows : new Map();
+  const label = (i) => rowLabel(grid, i);
+  const { modules, items } =
+    every > 1 ? moduleLabels(grid.layers, grid.rowMembers, every, label, grid.rowGroups) : { modules: false, items: grid.layers.map((_, i) => ({ row: i, text: label(i) })) };
+  for (const { row, text, top } of items) {
+    const room = labelWidth - 10 - (marked.has(grid.layers[row]) ? MARKER_W : 0);
+    ctx.fillText(shortenPath(ctx, text, room), x0 - 6, y0 + (top ? row * rowH + fontPx / 2 : (row + 0.5) * rowH));
+  }
+  return { every, modules, rows: items.map((x) => x.row) };
 }

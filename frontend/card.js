@@ -12,12 +12,15 @@ const GAP = 16; // between side-by-side panels, also in the exported image
 
 // Title and subtitle of the card for the grids of a `tags` entry.
 function headings({ ratio, run, run2, metric, statLabel, entry, first }) {
-  const pooled =
-    first && entry.num_steps > first.cols
-      ? ` \u00b7 ${entry.num_steps} logged steps pooled into ${first.cols} columns (${first.info.pooling} per column)`
-      : entry.num_steps
-        ? ` \u00b7 ${entry.num_steps} logged steps`
-        : "";
+  const cols = first ? first.cols : 0;
+  const zoomed = first && first.info.range && (first.info.range.start_step || first.info.range.end_step) && cols;
+  const logged = zoomed ? `logged steps ${first.steps[0]}\u2013${first.stepEnds[cols - 1]}` : `${entry.num_steps} logged steps`;
+  const isPooled = first && first.stepEnds.some((end, j) => end !== first.steps[j]);
+  const pooled = isPooled
+    ? ` \u00b7 ${logged} pooled into ${cols} columns (${first.info.pooling} per column)`
+    : entry.num_steps
+      ? ` \u00b7 ${zoomed ? logged + ", one column each" : logged}`
+      : "";
   return {
     title: `${metric.label} \u00b7 ${statLabel}`,
     subtitle:
@@ -28,7 +31,7 @@ function headings({ ratio, run, run2, metric, statLabel, entry, first }) {
 }
 
 export class HeatmapCard {
-  // `panelEvents`: {onHover, onLeave, onClick} of every panel; `actions`:
+  // `panelEvents`: {onHover, onLeave, onClick, attach(panel)} of every panel; `actions`:
   // {reload, link, png, csv} button handlers.
   constructor(main, panelEvents, actions) {
     this.panelEvents = panelEvents;
@@ -41,6 +44,7 @@ export class HeatmapCard {
     this.problems = h("div", { class: "ss-problems", hidden: true });
     this.legend = h("canvas", { class: "ss-legend", role: "img" });
     this.panelBox = h("div", { class: "ss-panels" });
+    this.toolbar = h("div", { class: "ss-toolbar" }); // the app puts its view bar here
     this.empty = h("div", { class: "ss-empty", hidden: true });
     this.root = h(
       "section",
@@ -59,6 +63,7 @@ export class HeatmapCard {
         )
       ),
       this.legend,
+      this.toolbar,
       this.panelBox,
       this.empty
     );
@@ -135,7 +140,11 @@ export class HeatmapCard {
     this.title.textContent = head.title;
     this.subtitle.textContent = head.subtitle;
     while (this.panels.length > grids.length) this.panels.pop().destroy();
-    while (this.panels.length < grids.length) this.panels.push(new HeatmapPanel(this.panelBox, this.panelEvents));
+    while (this.panels.length < grids.length) {
+      const panel = new HeatmapPanel(this.panelBox, this.panelEvents);
+      this.panels.push(panel);
+      if (this.panelEvents.attach) this.panelEvents.attach(panel);
+    }
     const { panelW, labelW } = this.layoutWidths(view.entry.layers || [], view.side);
     const top = this.panelBox.getBoundingClientRect().top + window.scrollY;
     const avail = Math.max(240, window.innerHeight - Math.min(top, 260) - 24);

@@ -1,10 +1,13 @@
 // The sidebar: run, metric (with its help text), statistic, layer filter,
 // horizontal axis, colour map and range, comparison.  It shows a selection
-// (`sync`) and reports the user's changes to its `app`: `set(changes,
-// options)`, `chooseMetric(name)`, `chooseStat(name)`, `fixRange()`.
+// (`sync`) and reports the user's changes to its `app` (`set(changes,
+// options)`); a metric or statistic chosen here also updates the app's
+// `preferredStat` (the quantile chosen last).
 
 import { SEQUENTIAL } from "./colormaps.js";
 import { h, setOptions } from "./dom.js";
+import { formatValue } from "./format.js";
+import { pickStat } from "./state.js";
 
 const field = (label, control, forId) => h("label", { class: "ss-field", for: forId }, h("span", { text: label }), control);
 const group = (title, ...children) =>
@@ -17,9 +20,9 @@ export class Controls {
     this.timer = 0;
     const view = { refetch: false };
     const radio = (name, value, onchange) => h("input", { type: "radio", name, value, onchange });
-    this.run = h("select", { id: "ss-run", onchange: () => app.set({ run: this.run.value, layer: "", step: "", finding: "" }) });
+    this.run = h("select", { id: "ss-run", onchange: () => app.set({ run: this.run.value, layer: "", step: "", finding: "", start: "", end: "", rows: "", expand: "" }) });
     this.metrics = h("div", { class: "ss-metrics", role: "radiogroup", "aria-label": "Metric" });
-    this.stat = h("select", { id: "ss-stat", onchange: () => app.chooseStat(this.stat.value) });
+    this.stat = h("select", { id: "ss-stat", onchange: () => this.chooseStat(this.stat.value) });
     this.filter = h("input", {
       id: "ss-filter",
       type: "search",
@@ -37,7 +40,7 @@ export class Controls {
     this.cmap = h("select", { id: "ss-cmap", onchange: () => app.set({ cmap: this.cmap.value }, view) });
     setOptions(this.cmap, SEQUENTIAL.map((n) => [n, n]), "viridis");
     this.rangeAuto = radio("ss-range", "auto", () => app.set({ range: "auto" }, view));
-    this.rangeFixed = radio("ss-range", "fixed", () => app.fixRange());
+    this.rangeFixed = radio("ss-range", "fixed", () => this.fixRange());
     const rangeInput = (key) =>
       h("input", {
         id: "ss-range-" + key,
@@ -70,6 +73,29 @@ export class Controls {
       ),
       group("Compare", field("Mode", this.compare, "ss-compare"), this.run2Row)
     );
+  }
+
+  chooseStat(stat) {
+    const app = this.app;
+    if (app.model.catalog.isQuantile(stat)) app.preferredStat = stat;
+    app.set({ stat });
+  }
+
+  // A metric switch keeps the statistic if the metric has it, else the
+  // quantile chosen last.
+  chooseMetric(metric) {
+    const app = this.app;
+    if (app.model.catalog.isQuantile(app.state.stat)) app.preferredStat = app.state.stat;
+    const stats = app.model.tags[app.state.run]?.stats[metric] || [];
+    app.set({ metric, stat: pickStat(stats, app.state.stat, app.preferredStat) });
+  }
+
+  // Switch to a fixed range, starting from the range shown (`app.scale`).
+  fixRange() {
+    const { scale: sc, state } = this.app;
+    const lo = state.lo || (sc ? formatValue(sc.lo, 3) : "1e-6");
+    const hi = state.hi || (sc ? formatValue(sc.hi, 3) : "1");
+    this.app.set({ range: "fixed", lo, hi }, { refetch: false });
   }
 
   // Show `state` in the controls (a field being typed in is left alone).
@@ -109,7 +135,7 @@ export class Controls {
     this.metricKey = key;
     const rows = metrics.map((m) => {
       const info = catalog.metric(m);
-      const input = h("input", { type: "radio", name: "ss-metric", value: m, onchange: () => this.app.chooseMetric(m) });
+      const input = h("input", { type: "radio", name: "ss-metric", value: m, onchange: () => this.chooseMetric(m) });
       const help = h("p", { class: "ss-help", hidden: true, id: "ss-help-" + m, text: info.help });
       const toggle = h("button", {
         type: "button",
@@ -135,13 +161,16 @@ export class Controls {
   }
 
   // How many layers the filter keeps, or why it is invalid.
-  showFilter({ error, shown, total, text }) {
+  // `variables`: how many the run has when rows are not one per layer (grouped or a kind kept).
+  showFilter({ error, shown, total, text, variables }) {
     this.filter.classList.toggle("ss-invalid", !!error);
+    const unit = variables ? "rows" : "layers";
+    const of = variables ? ` (of ${variables} variables)` : "";
     this.filterNote.textContent = error
       ? `Invalid regular expression: ${error}`
       : text
-        ? `${shown} of ${total} layers`
-        : `${total} layers`;
+        ? `${shown} of ${total} ${unit}${of}`
+        : `${total} ${unit}${of}`;
   }
 
   showRangeNote(text) {

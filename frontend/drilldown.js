@@ -214,7 +214,8 @@ export class DrillDown {
     if (!this.data || col < 0) return;
     const { steps, stepEnds, table } = this.data;
     const range = steps[col] === stepEnds[col] ? `step ${steps[col]}` : `steps ${steps[col]}\u2013${stepEnds[col]}`;
-    const show = table.has("p50") ? ["min", "p01", "p05", "p25", "p50", "p75", "p95", "p99", "max"] : table.stats;
+    const quantiles = ["min", "p01", "p05", "p25", "p50", "p75", "p95", "p99", "max"].filter((s) => table.has(s));
+    const show = table.has("p50") ? quantiles : table.stats;
     const parts = show.map((s) => `${s} ${formatValue(table.get(col, s))}`);
     this.readout.textContent = `${range}: ${parts.join("  ")}`;
   }

@@ -45,9 +45,13 @@ function cellValue(values, kinds, k) {
 
 // A grid of one run (or a ratio of two) ready to draw.  `values` is
 // row-major Float64Array (rows x cols), `kinds` a Uint8Array of KIND.
+// `rowMembers[i]`: how many layers row i pools (0: a layer's own row),
+// `rowGroups[i]`: its group ("" for none) -- the server's row grouping.
 export class Grid {
-  constructor({ layers, steps, stepEnds, wallTimes, values, kinds, info }) {
+  constructor({ layers, steps, stepEnds, wallTimes, values, kinds, info, rowMembers, rowGroups }) {
     this.layers = layers;
+    this.rowMembers = rowMembers || layers.map(() => 0);
+    this.rowGroups = rowGroups || layers.map(() => "");
     this.steps = steps;
     this.stepEnds = stepEnds;
     this.wallTimes = wallTimes;
@@ -68,7 +72,9 @@ export class Grid {
       wallTimes: answer.wall_times || [],
       values,
       kinds,
-      info: { run: answer.run, metric: answer.metric, stat: answer.stat, pooling: answer.pooling },
+      rowMembers: answer.row_members,
+      rowGroups: answer.row_groups,
+      info: { run: answer.run, metric: answer.metric, stat: answer.stat, pooling: answer.pooling, numLayers: answer.num_layers },
     });
   }
 
@@ -78,9 +84,18 @@ export class Grid {
     const rows = [];
     this.layers.forEach((p, i) => test(p) && rows.push(i));
     if (rows.length === this.rows) return this;
-    const key = rows.join(",");
+    return this.rowsOf(rows);
+  }
+
+  // `subset(rowIndices)`, made once per list of rows (a redraw with the same
+  // filter or row order costs nothing; the last few lists are kept).
+  rowsOf(rowIndices) {
+    const key = rowIndices.join(",");
     if (!this._subsets) this._subsets = new Map();
-    if (!this._subsets.has(key)) this._subsets.set(key, this.subset(rows));
+    if (!this._subsets.has(key)) {
+      this._subsets.set(key, this.subset(rowIndices));
+      if (this._subsets.size > 8) this._subsets.delete(this._subsets.keys().next().value);
+    }
     return this._subsets.get(key);
   }
 
@@ -93,8 +108,19 @@ export class Grid {
       values.set(this.values.subarray(r * cols, (r + 1) * cols), i * cols);
       kinds.set(this.kinds.subarray(r * cols, (r + 1) * cols), i * cols);
     });
-    const g = new Grid({ ...this, layers: rowIndices.map((r) => this.layers[r]), values, kinds });
+    const pick = (list) => rowIndices.map((r) => list[r]);
+    const g = new Grid({
+      ...this,
+      layers: pick(this.layers),
+      rowMembers: pick(this.rowMembers),
+      rowGroups: pick(this.rowGroups),
+      values,
+      kinds,
+    });
     g.sourceRows = rowIndices;
+    // Every row in another order (a sort): the same values, so the same range
+    // (computed once for all the orders a user sorts by).
+    if (rowIndices.length === this.rows && new Set(rowIndices).size === this.rows) g._range = this.range();
     return g;
   }
 
@@ -170,6 +196,8 @@ export class Grid {
     });
     const g = new Grid({
       layers: rows.map(([ra]) => a.layers[ra]),
+      rowMembers: rows.map(([ra]) => a.rowMembers[ra]),
+      rowGroups: rows.map(([ra]) => a.rowGroups[ra]),
       steps: a.steps,
       stepEnds: a.stepEnds,
       wallTimes: a.wallTimes,

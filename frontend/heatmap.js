@@ -4,8 +4,8 @@
 
 import { packedLut } from "./colormaps.js";
 import { drawHatch, theme } from "./canvas.js";
-import { drawFullPath, drawStepAxis, shortenPath } from "./axis.js";
-import { MARKER_W, drawErrorTicks, drawGuide, drawHighlight, drawRowMarkers } from "./marks.js";
+import { drawFullPath, drawRowLabels, drawStepAxis } from "./axis.js";
+import { drawDragRect, drawErrorTicks, drawGuide, drawHighlight, drawRowMarkers } from "./marks.js";
 import { computeCodes } from "./scale.js";
 
 const LABEL_FONT_PX = 11;
@@ -40,6 +40,10 @@ export class HeatmapPanel {
     this.overlay.addEventListener("mousemove", (e) => this._move(e));
     this.overlay.addEventListener("mouseleave", () => this._leave());
     this.overlay.addEventListener("click", (e) => {
+      if (this.suppressClick) {
+        this.suppressClick = false; // the end of a drag (navigate.js)
+        return;
+      }
       const cell = this.cellAt(e.offsetX, e.offsetY);
       if (cell) this.onClick(this, cell);
     });
@@ -121,23 +125,16 @@ export class HeatmapPanel {
       ctx.drawImage(this.bitmap, 0, 0, cols, rows, x0, y0, this.cellsW, this.cellsH);
     }
 
-    // Row labels.
-    ctx.font = `${LABEL_FONT_PX}px ${th.font}`;
-    ctx.textBaseline = "middle";
-    ctx.textAlign = "right";
-    ctx.fillStyle = th.text;
-    const every = Math.max(1, Math.ceil((LABEL_FONT_PX + 2) / this.rowH));
-    this.labelEvery = every;
-    const marked = this.marks ? this.marks.rows : new Map();
-    for (let i = 0; i < rows; i += every) {
-      const room = this.labelWidth - 10 - (marked.has(grid.layers[i]) ? MARKER_W : 0);
-      ctx.fillText(shortenPath(ctx, grid.layers[i], room), x0 - 6, y0 + (i + 0.5) * this.rowH);
-    }
-    this.markedRows = drawRowMarkers(ctx, this, y0, marked, th);
-    if (every > 1) {
+    // Row labels (module names when rows are too thin for each).
+    const labels = drawRowLabels(ctx, grid, { x0, y0, rowH: this.rowH, labelWidth: this.labelWidth, fontPx: LABEL_FONT_PX }, this.marks, th);
+    this.labelEvery = labels.every;
+    this.labelled = labels.rows;
+    this.markedRows = drawRowMarkers(ctx, this, y0, this.marks ? this.marks.rows : new Map(), th);
+    if (labels.every > 1) {
       ctx.fillStyle = th.muted;
       ctx.textAlign = "left";
-      ctx.fillText(`every ${every}${ordinalSuffix(every)} layer labelled`, 2, y0 + this.cellsH + 28);
+      const note = labels.modules ? "labels: the first row of each module" : `every ${labels.every}${ordinalSuffix(labels.every)} row labelled`;
+      ctx.fillText(note, 2, y0 + this.cellsH + 28);
     }
 
     const box = { x0, y: y0 + this.cellsH, cellsW: this.cellsW, width: this.width, fontPx: LABEL_FONT_PX };
@@ -161,6 +158,25 @@ export class HeatmapPanel {
     if (cx < 0) return { row, col: -1 };
     const col = Math.min(grid.cols - 1, Math.floor((cx * grid.cols) / this.cellsW));
     return { row, col };
+  }
+
+  // What is under a CSS-pixel position: {region: "cells" | "labels" |
+  // "axis", col (fractional, cells and axis), row (fractional, cells and
+  // labels)}, or null outside -- for dragging a zoom (navigate.js).
+  regionAt(x, y) {
+    const grid = this.grid;
+    if (!grid || grid.rows === 0 || grid.cols === 0) return null;
+    const col = Math.max(0, Math.min(grid.cols - 1e-9, ((x - this.labelWidth) * grid.cols) / this.cellsW));
+    const row = Math.max(0, Math.min(grid.rows - 1e-9, (y - TOP_PAD) / this.rowH));
+    if (y >= TOP_PAD + this.cellsH && y < this.height && x >= this.labelWidth) return { region: "axis", col, row };
+    if (y < TOP_PAD || y >= TOP_PAD + this.cellsH) return null;
+    return { region: x < this.labelWidth ? "labels" : "cells", col, row };
+  }
+
+  // A drag's rectangle to show ({x0, x1, y0, y1} in CSS pixels), or null.
+  setDrag(rect) {
+    this.drag = rect;
+    this.drawOverlay();
   }
 
   // CSS-pixel rectangle of a cell (its drawn extent).
@@ -255,6 +271,7 @@ export class HeatmapPanel {
     } else if (this.guide >= 0 && this.guide < grid.cols) {
       drawGuide(ctx, this.cellRect(0, this.guide), TOP_PAD, this.cellsH);
     }
+    if (this.drag) drawDragRect(ctx, this.drag, th);
   }
 
   // A column guide while the scalar strip above is hovered (-1: none).

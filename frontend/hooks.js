@@ -2,7 +2,7 @@
 // `window.__stepsize`: the selection, draw counts and timings, panel
 // geometry, pixels read back from the canvas and their value on the colour
 // scale, a synchronous hover, the CSV, the link, the drill-down's state and
-// the findings panel and marks.
+// the findings panel and marks, the numbers drawn, the view bar and the keyboard cursor.
 
 import { LUT_SIZE, lut } from "./colormaps.js";
 import { csvText } from "./export.js";
@@ -34,6 +34,27 @@ export function testHooks(app) {
         canvas: { x: rect.left, y: rect.top, width: rect.width, height: rect.height },
       };
     },
+    // The numbers panel `p` draws: {layers, rowMembers, rowGroups, steps,
+    // stepEnds, values (row-major; null for a missing cell, "nan" | "inf" | "-inf")}.
+    cells(p = 0) {
+      const g = app.card.panels[p] && app.card.panels[p].grid;
+      if (!g) return null;
+      const values = [];
+      for (let i = 0; i < g.rows; i++) {
+        for (let j = 0; j < g.cols; j++) {
+          const v = g.value(i, j);
+          values.push(v === "missing" ? null : v);
+        }
+      }
+      return { layers: g.layers.slice(), rowMembers: g.rowMembers.slice(), rowGroups: g.rowGroups.slice(), steps: g.steps.slice(), stepEnds: g.stepEnds.slice(), values };
+    },
+    // The view bar: its readout line and zoom text; the keyboard cursor.
+    viewbar: () => ({
+      readout: app.viewbar.readout.textContent,
+      zoom: app.viewbar.zoomText.textContent,
+      resetHidden: app.viewbar.reset.hidden,
+      cursor: app.navigator.cursor ? { row: app.navigator.cursor.row, col: app.navigator.cursor.col } : null,
+    }),
     cellCenter(p, row, col) {
       const panel = app.card.panels[p];
       const r = panel.cellRect(row, col);
@@ -106,5 +127,7 @@ export function testHooks(app) {
       hasData: !!app.drill.data,
       histogramStep: app.drill.histogram ? app.drill.histogram.step : null,
     }),
+    // Both drill-downs (the other run's when comparing): open, run, layer, data loaded.
+    drills: () => app.drills.all.map((d) => ({ open: d.open, run: d.run, layer: d.layer, hasData: !!d.data, meta: d.meta.textContent })),
   };
 }

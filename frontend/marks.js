@@ -2,7 +2,8 @@
 // severity marker at the label of each row with a finding, a tick under the
 // step axis at the onset of each error, and the selected finding's rows and
 // step range outlined (and the scalar strip's hover guide).  Markers and ticks go on the cell canvas; the
-// selected finding on the overlay, so choosing one never redraws the cells.
+// selected finding on the overlay, so choosing one never redraws the cells
+// (and so is a zoom drag's rectangle, `drawDragRect`).
 // Each marker has its own shape (the panel's list says it in words): the
 // colour is never the only sign.
 
@@ -140,4 +141,14 @@ export function drawGuide(ctx, r, top, height) {
   ctx.lineTo(x, top + height);
   ctx.stroke();
   ctx.restore();
+}
+
+// A zoom drag's rectangle ({x0, x1, y0, y1}, CSS pixels) on the overlay.
+export function drawDragRect(ctx, rect, th) {
+  const { x0, x1, y0, y1 } = rect;
+  ctx.fillStyle = "rgba(25,118,210,0.15)";
+  ctx.fillRect(x0, y0, x1 - x0, y1 - y0);
+  ctx.strokeStyle = th.select;
+  ctx.lineWidth = 1;
+  ctx.strokeRect(x0 + 0.5, y0 + 0.5, x1 - x0 - 1, y1 - y0 - 1);
 }

@@ -108,14 +108,18 @@ export class Model {
   }
 
   // One heatmap Grid per run of `runs`, and how long fetching and decoding took.
-  async heatmaps(runs, { metric, stat, maxSteps }, signal) {
+  // `start` / `end`: the zoomed step range ("" for none); `group`, `expand`,
+  // `kind`: the rows (state.js).
+  async heatmaps(runs, { metric, stat, maxSteps, start, end, group, expand, kind }, signal) {
     const t0 = performance.now();
+    const range = { start_step: start || null, end_step: end || null };
+    const rows = { group_depth: group || null, expand: group && expand ? expand : null, kind: kind || null };
     const answers = await Promise.all(
-      runs.map((run) => getJson("heatmap", { run, metric, stat, max_steps: maxSteps }, signal))
+      runs.map((run) => getJson("heatmap", { run, metric, stat, max_steps: maxSteps, ...range, ...rows }, signal))
     );
     const t1 = performance.now();
     const grids = answers.map((a) => Grid.fromHeatmap(a));
-    for (const grid of grids) grid.info.maxSteps = maxSteps; // the tooltip's cells are columns of this grid
+    for (const grid of grids) Object.assign(grid.info, { maxSteps, range }); // the tooltip's cells are columns of this grid
     return { grids, timings: { fetchMs: t1 - t0, dataArrived: t1, convertMs: performance.now() - t1 } };
   }
 

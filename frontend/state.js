@@ -27,7 +27,21 @@ export const DEFAULTS = Object.freeze({
   finding: "", // the id of the finding shown (findings.js findingId)
   scalar: "", // the scalar tag on the strip ("": stepsize/loss or the first)
   scalar_scale: "linear",
+  // Big models (viewbar.js, navigate.js): the zoomed step range (logged steps,
+  // inclusive), the zoomed rows ("first-last" indices of the rows shown),
+  // rows grouped at a path depth, the groups listed (a JSON list), a
+  // variable kind, the row order.
+  start: "",
+  end: "",
+  rows: "",
+  group: "",
+  expand: "",
+  kind: "",
+  sort: "model",
 });
+
+export const SORTS = ["model", "value", "mean", "name"];
+export const KINDS = ["", "kernel", "bias", "norm", "embedding", "other"];
 
 // Keys whose value must be one of a few; anything else in a URL is ignored.
 const CHOICES = {
@@ -36,6 +50,17 @@ const CHOICES = {
   range: ["auto", "fixed"],
   compare: ["off", "side", "ratio"],
   scalar_scale: ["linear", "log"],
+  sort: SORTS,
+  kind: KINDS,
+};
+
+// Keys whose value must match a pattern.
+const PATTERNS = {
+  start: /^[0-9]{1,15}$/,
+  end: /^[0-9]{1,15}$/,
+  rows: /^[0-9]{1,7}-[0-9]{1,7}$/,
+  group: /^([1-9]|[12][0-9]|3[0-2])$/,
+  expand: /^\[.*\]$/s,
 };
 
 // The known keys of `entries` (`[key, value]` pairs) with valid string
@@ -45,6 +70,7 @@ export function parseEntries(entries) {
   for (const [key, value] of entries) {
     if (!Object.hasOwn(DEFAULTS, key) || Object.hasOwn(out, key) || typeof value !== "string") continue;
     if (CHOICES[key] && !CHOICES[key].includes(value)) continue;
+    if (PATTERNS[key] && value !== "" && !PATTERNS[key].test(value)) continue;
     out[key] = value;
   }
   return out;
@@ -91,6 +117,7 @@ export function linkParams(state) {
     if (Object.hasOwn(DEFAULTS, k) && v !== DEFAULTS[k] && v !== "") out[k] = v;
   }
   if (state.compare === "off") delete out.run2;
+  if (!state.group) delete out.expand;
   if (state.range !== "fixed") {
     delete out.lo;
     delete out.hi;
@@ -164,4 +191,23 @@ export function layerFilter(text) {
   }
   const needle = t.toLowerCase();
   return { test: (s) => s.toLowerCase().includes(needle), error: null };
+}
+
+// The groups listed (`state.expand`, a JSON list of names) as an array.
+export function expandedGroups(state) {
+  try {
+    const names = JSON.parse(state.expand || "[]");
+    return Array.isArray(names) ? names.filter((n) => typeof n === "string") : [];
+  } catch (e) {
+    return [];
+  }
+}
+
+// `state.rows` ("first-last") as [first, last] within `count` rows, or null.
+export function rowRange(text, count) {
+  const m = /^([0-9]+)-([0-9]+)$/.exec(String(text));
+  if (!m || count <= 0) return null;
+  const first = Math.min(Number(m[1]), count - 1);
+  const last = Math.min(Math.max(first, Number(m[2])), count - 1);
+  return first === 0 && last === count - 1 ? null : [first, last];
 }

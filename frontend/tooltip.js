@@ -68,6 +68,23 @@ export class Tooltip {
     this.info = null;
   }
 
+  // One line for the readout over the heatmap: the row's full path (or
+  // group), the column's steps and the value shown.
+  describe(grid, cell, sel) {
+    if (!grid || !cell) return "";
+    const parts = [grid.layers[cell.row]];
+    if (grid.rowMembers[cell.row] > 0) parts[0] += ` (group of ${grid.rowMembers[cell.row]} variables)`;
+    if (cell.col >= 0) {
+      const first = grid.steps[cell.col];
+      const last = grid.stepEnds[cell.col];
+      parts.push(first === last ? `step ${first}` : `steps ${first}\u2013${last}`);
+      const v = grid.value(cell.row, cell.col);
+      const label = grid.info.ratioOf ? "ratio" : this.model.catalog.statLabel(sel.stat);
+      parts.push(`${label} ${typeof v === "number" ? formatValue(v, 4) : describeKind(v)}`);
+    }
+    return parts.join(" \u00b7 ");
+  }
+
   // Fetch the cell's statistics unless the pointer moves on first; show
   // them if it is still over that layer when they arrive.
   _requestSoon(query) {
@@ -102,15 +119,19 @@ export class Tooltip {
         h("span", { id: "ss-tip-number", text: typeof v === "number" ? formatExact(v) : describeKind(v) })
       )
     );
-    const others = this._otherStats(grid.info.run, layer, first, last, sel, grid.info.maxSteps);
+    if (grid.rowMembers[cell.row] > 0) {
+      lines.push(h("div", { class: "ss-tip-meta", text: `${grid.info.pooling || "mean"} over ${grid.rowMembers[cell.row]} variables · click to list them` }));
+      return lines;
+    }
+    const others = this._otherStats(grid.info, layer, first, last, sel);
     if (others) lines.push(others);
     return lines;
   }
 
   // The layer's other statistics in the column, or a placeholder.
-  _otherStats(run, layer, first, last, sel, maxSteps) {
-    // max_steps: the server serves a heatmap column from its pooled matrices.
-    const query = { run, layer, metric: sel.metric, first, last, max_steps: maxSteps };
+  _otherStats({ run, maxSteps, range }, layer, first, last, sel) {
+    // max_steps (and the zoomed range): the server serves a heatmap column from its pooled matrices.
+    const query = { run, layer, metric: sel.metric, first, last, max_steps: maxSteps, ...range };
     const cell = this.model.cachedCell(query);
     if (!cell) this._requestSoon(query);
     if (!cell || cell.loading) return h("div", { class: "ss-tip-meta", text: "other statistics: loading\u2026" });

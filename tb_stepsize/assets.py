@@ -26,6 +26,7 @@ STATIC_FILES = {
     "legend.js": "text/javascript",
     "tooltip.js": "text/javascript",
     "drilldown.js": "text/javascript",
+    "drills.js": "text/javascript",
     "charts.js": "text/javascript",
     "export.js": "text/javascript",
     "findings.js": "text/javascript",
@@ -34,5 +35,8 @@ STATIC_FILES = {
     "strip.js": "text/javascript",
     "hooks.js": "text/javascript",
     "colormaps.js": "text/javascript",
+    "rows.js": "text/javascript",
+    "navigate.js": "text/javascript",
+    "viewbar.js": "text/javascript",
     "style.css": "text/css",
 }

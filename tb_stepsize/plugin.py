@@ -35,7 +35,18 @@ parameter, 404 for an unknown run/metric/stat/layer):
   `steps`/`step_ends` are the first/last logged step of each column,
   `wall_times` the first wall time (null if not finite); `pooling` names the
   rule used for `stat` (see `pooling`).  `max_steps` must be an integer >= 1 (larger
-  than 100000 is capped).
+  than 100000 is capped).  Zoom: `start_step` / `end_step` (integers >= 0,
+  inclusive, either may be left out) pool only the logged steps in that
+  range -- 400 if `end_step < start_step` or no step in it was logged.
+  Rows (`layer_groups`): `group_depth=d` (1..32) groups layers by their
+  first d path components into rows labelled `<group>/*`, each pooled over
+  its members (`pooling.pool_groups`: the step axis's rules, means weighted
+  by element count); `expand` (a JSON list of group names) lists those
+  groups' members after their group row; `kind` (kernel, bias, norm,
+  embedding, other) keeps only variables of that kind.  Then `layers` are
+  the row labels, `row_members[i]` the number of layers row i pools (0: a
+  layer's row), `row_groups[i]` its group ("" for none), `num_layers` the
+  run's layer count.
 * `layer?run&layer&metric[&max_steps]` -> `{"run", "layer", "metric",
   "stats", "steps", "step_ends", "values", "nonfinite"}`; `values[j]` holds
   every statistic of column j and `nonfinite` lists `[j, stat_index, kind]`.
@@ -46,7 +57,8 @@ parameter, 404 for an unknown run/metric/stat/layer):
   s, `nonfinite` lists `[stat_index, kind]`.  400 unless `first <= last`
   are integers, 404 if no step in that range was logged.  Reads only the
   statistics, never histograms; with the heatmap's `max_steps`, a span
-  that is one of its columns is served from the pooled matrices.
+  that is one of its columns (with `start_step` / `end_step`: of the zoomed
+  heatmap's) is served from the pooled matrices.
 * `findings?run` -> `{"run", "findings": [...], "thresholds": {...},
   "views": {kind: {"metric", "stat"}}}`: `RunData.findings()` (the rules of
   `findings`, default thresholds), each finding as `Finding.to_dict()`
@@ -69,6 +81,7 @@ parameter, 404 for an unknown run/metric/stat/layer):
 """
 
 import dataclasses
+import json
 import logging
 import os
 import re
@@ -79,7 +92,7 @@ from tensorboard import plugin_util
 from tensorboard.backend import http_util
 from tensorboard.plugins import base_plugin
 
-from tb_stepsize import assets, metadata, pooling, reader, responses, runstore, scalars
+from tb_stepsize import assets, layer_groups, metadata, pooling, reader, responses, runstore, scalars
 from tb_stepsize.encoding import gzip_json
 
 logger = logging.getLogger(__name__)
@@ -173,6 +186,48 @@ def _max_steps_param(request):
     if n < 1:
         raise _bad("max_steps must be at least 1")
     return min(n, MAX_STEPS_CAP)
+
+
+def _step_range_params(request):
+    """`(start, end)` of `start_step` / `end_step` (None where not given); 400
+    unless integers >= 0 with `start <= end`."""
+    start = _int_param(request, "start_step", required=False)
+    end = _int_param(request, "end_step", required=False)
+    for name, value in (("start_step", start), ("end_step", end)):
+        if value is not None and value < 0:
+            raise _bad(f"{name} must not be negative, got {value}")
+    if start is not None and end is not None and end < start:
+        raise _bad(f"end_step ({end}) must not be before start_step ({start})")
+    return start, end
+
+
+def _check_step_range(data, start, end):
+    """400 if the run logged no step in `start..end` (a zoom beyond its steps)."""
+    if (start is not None or end is not None) and not data.steps[data.step_slice(start, end)].size:
+        have = f"{data.steps[0]}..{data.steps[-1]}" if data.steps.size else "none"
+        raise _bad(f"no logged step in [{start}, {end}] (logged steps: {have})")
+
+
+def _row_params(request):
+    """`responses.RowRequest` of `group_depth`, `expand` (a JSON list of group
+    names) and `kind` (one of `layer_groups.KINDS`); 400 if malformed."""
+    depth = _int_param(request, "group_depth", required=False)
+    if depth is not None and not 1 <= depth <= layer_groups.MAX_DEPTH:
+        raise _bad(f"group_depth must be between 1 and {layer_groups.MAX_DEPTH}, got {depth}")
+    expand = _param(request, "expand", required=False)
+    names = ()
+    if expand is not None:
+        try:
+            names = json.loads(expand)
+        except ValueError:
+            names = None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise _bad("expand must be a JSON list of group names")
+        names = tuple(sorted(set(names)))
+    kind = _param(request, "kind", required=False) or None
+    if kind is not None and kind not in layer_groups.KINDS:
+        raise _bad(f"kind must be one of {', '.join(layer_groups.KINDS)}, got {kind[:40]!r}")
+    return responses.RowRequest(depth, names, kind)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -277,11 +332,18 @@ class StepSizePlugin(base_plugin.TBPlugin):
         metric = _param(request, "metric")
         stat = _param(request, "stat")
         max_steps = _max_steps_param(request)
+        start, end = _step_range_params(request)
+        rows = _row_params(request)
         scope, data = self._run(request, run)
         data.check(metric, stat)
-        key = ("heatmap", metric, stat, pooling.group_size(data.steps.size, max_steps))
+        _check_step_range(data, start, end)
+        span = data.step_slice(start, end)
+        group = pooling.group_size(span.stop - span.start, max_steps)
+        key = ("heatmap", metric, stat, group, span.start, span.stop, rows)
         return _Body(
-            self._store.response(scope, key, lambda: gzip_json(responses.heatmap(run, data, metric, stat, max_steps)))
+            self._store.response(
+                scope, key, lambda: gzip_json(responses.heatmap(run, data, metric, stat, max_steps, start, end, rows))
+            )
         )
 
     @_route
@@ -302,8 +364,9 @@ class StepSizePlugin(base_plugin.TBPlugin):
         if last < first:
             raise _bad("last must not be before first")
         max_steps = _max_steps_param(request)
+        start, end = _step_range_params(request)
         r = self._layer_request(request)
-        return responses.cell(r.run, r.data, r.layer, r.metric, first, last, max_steps)
+        return responses.cell(r.run, r.data, r.layer, r.metric, first, last, max_steps, start, end)
 
     @_route
     def _findings_route(self, request):

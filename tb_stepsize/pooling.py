@@ -14,6 +14,10 @@ shorter).  Within a group, per layer:
   the functions here take that name;
 * it is missing only if every cell of the group is missing.
 
+Rows pool the same way (`pool_groups`, the dashboard's rows grouped by
+module): each column of a group row pools its members' cells of that
+column by the same rule, the mean weighted by the members' element counts.
+
 Without pooling (T <= N or no `max_steps`) the values are exactly those of
 `RunData.matrix(metric, stat)`.  The plugin serves these functions'
 results, and `RunData.pooled` calls them too, so a notebook pools exactly
@@ -73,20 +77,54 @@ def _pool_rows(values, present, group, rule):
     pad = cols * group - n_steps
     v = np.pad(values.astype(np.float64), ((0, 0), (0, pad)), constant_values=np.nan).reshape(n_layers, cols, group)
     p = np.pad(present, ((0, 0), (0, pad)), constant_values=False).reshape(n_layers, cols, group)
+    return _reduce(v, p, rule)
+
+
+def _reduce(v, p, rule, weights=None):
+    """One rule over the last axis of float64 `v` (presence `p`): `(pooled, present)`.
+
+    The one statement of the rules above.  `weights` (one per cell of the
+    last axis, or None for equal weights) weigh the mean: the min and max
+    and the non-finite precedence do not depend on them.
+    """
     finite = p & np.isfinite(v)
-    count = finite.sum(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         if rule == "min":
             agg = np.where(finite, v, np.inf).min(axis=-1)
         elif rule == "max":
             agg = np.where(finite, v, -np.inf).max(axis=-1)
         else:
-            agg = np.where(finite, v, 0.0).sum(axis=-1) / count
-    out = np.where(count > 0, agg, np.nan)
+            w = np.ones(v.shape[-1]) if weights is None else np.asarray(weights, np.float64)
+            agg = np.where(finite, v * w, 0.0).sum(axis=-1) / np.where(finite, w, 0.0).sum(axis=-1)
+    out = np.where(finite.any(axis=-1), agg, np.nan)
     out[(p & (v == -np.inf)).any(axis=-1)] = -np.inf
     out[(p & (v == np.inf)).any(axis=-1)] = np.inf
     out[(p & np.isnan(v)).any(axis=-1)] = np.nan
     return out, p.any(axis=-1)
+
+
+def pool_groups(values, present, groups, rule, weights=None):
+    """Pools rows of a `[L, C]` grid into `[len(groups), C]`: row g pools, in
+    each column, the cells of the rows `groups[g]` (a list of row indices).
+
+    The rules are the step axis's (`pool`): NaN, then +Inf, then -Inf win;
+    `min` of the members' cells for "min", `max` for "max", else their mean
+    weighted by `weights` (float `[L]`, e.g. each variable's element count;
+    None: equal weights) over the members present and finite in that column;
+    a cell is missing only if every member's is.  A one-row group is that row.
+    """
+    n_cols = values.shape[1]
+    out = np.empty((len(groups), n_cols))
+    out_present = np.empty((len(groups), n_cols), bool)
+    for g, rows in enumerate(groups):
+        rows = np.asarray(rows, np.int64)
+        if rows.size == 1:  # exactly the row (no float64 round trip through a weight)
+            out[g], out_present[g] = values[rows[0]], present[rows[0]]
+            continue
+        v = np.asarray(values[rows], np.float64).T  # [C, members]
+        w = None if weights is None else np.asarray(weights, np.float64)[rows]
+        out[g], out_present[g] = _reduce(v, np.asarray(present[rows]).T, rule, w)
+    return out, out_present
 
 
 def column_bounds(steps, group):

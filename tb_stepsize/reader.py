@@ -219,36 +219,53 @@ class RunData:
         """`[L, T]` bool: True where `matrix(metric, stat)` holds a read value."""
         return self.column(metric, stat)[1]
 
-    def pooled(self, metric, stat, max_steps=None):
+    def step_slice(self, start=None, end=None):
+        """`slice` of the logged steps in `start..end` (inclusive; None: open
+        on that side) -- possibly empty."""
+        lo = 0 if start is None else int(np.searchsorted(self.steps, start))
+        hi = self.steps.size if end is None else int(np.searchsorted(self.steps, end, side="right"))
+        return slice(lo, max(lo, hi))
+
+    def pooled(self, metric, stat, max_steps=None, start=None, end=None):
         """`Pooled`: `stat` of `metric` pooled into at most `max_steps` columns
-        (`pooling`; every logged step its own column if None)."""
+        (`pooling`; every logged step its own column if None), over the logged
+        steps `start..end` only (None: from the first / to the last): a
+        zoomed heatmap pools only its range, so 100 steps of a 100,000-step
+        run are 100 columns of their own."""
         self.check(metric, stat)
-        group = pooling.group_size(self.steps.size, max_steps)
+        span = self.step_slice(start, end)
+        whole = span.start == 0 and span.stop == self.steps.size
+        steps = self.steps[span]
+        group = pooling.group_size(steps.size, max_steps)
         rule = metadata.pooling_rule(stat)
-        firsts, ends = pooling.column_bounds(self.steps, group)
+        firsts, ends = pooling.column_bounds(steps, group)
         if group <= 1:
             values, present = self.column(metric, stat)
+            if not whole:
+                values, present = values[:, span], present[:, span]
         else:
-            key = ("pooled", metric, stat, group)
+            key = ("pooled", metric, stat, group) + (() if whole else (span.start, span.stop))
             cached = self._pooled_cache.get(key) if self._pooled_cache is not None else None
             if cached is None:
-                cached = pooling.pool(*self.column(metric, stat), group, rule)
+                values, present = self.column(metric, stat)
+                cached = pooling.pool(values[:, span], present[:, span], group, rule)
                 if self._pooled_cache is not None:
                     self._pooled_cache.put(key, cached, cached[0].nbytes + cached[1].nbytes)
             values, present = cached
-        return Pooled(values, present, firsts, ends, self.wall_times[::group], group, rule)
+        return Pooled(values, present, firsts, ends, self.wall_times[span][::group], group, rule)
 
-    def pooled_span(self, metric, layer, first, last, max_steps=None):
+    def pooled_span(self, metric, layer, first, last, max_steps=None, start=None, end=None):
         """`(values float64 [S], present bool [S])`: every statistic of `metric`
         for `layer`, pooled over the logged steps `first..last` (inclusive).
 
         When `first..last` is exactly a column of the grid pooled to
-        `max_steps` (a heatmap's), the values come from the pooled matrices
-        (`pooled`, cached apart from the columns): on a run whose statistics
-        do not all fit in the column cache, hovering cell after cell then
-        reads the run once, not once per hover.  Otherwise the statistics'
-        columns are read (cached) and only this layer's cells in that range
-        are pooled.  `NotFound` if no step in the range was logged.
+        `max_steps` over `start..end` (a heatmap's, zoomed or not), the values
+        come from the pooled matrices (`pooled`, cached apart from the
+        columns): on a run whose statistics do not all fit in the column
+        cache, hovering cell after cell then reads the run once, not once per
+        hover.  Otherwise the statistics' columns are read (cached) and only
+        this layer's cells in that range are pooled.  `NotFound` if no step
+        in the range was logged.
         """
         self.check(metric, layer=layer)
         lo, hi = np.searchsorted(self.steps, [first, last + 1])
@@ -257,22 +274,24 @@ class RunData:
         row = self.layers.index(layer)
         names = self.stats[metric]
         values, present = np.empty(len(names)), np.zeros(len(names), bool)
-        col = self._pooled_column(first, last, max_steps)
+        col = self._pooled_column(first, last, max_steps, self.step_slice(start, end))
         for s, stat in enumerate(names):  # one statistic at a time: one matrix is read at once
             if col is not None:
-                p = self.pooled(metric, stat, max_steps)
+                p = self.pooled(metric, stat, max_steps, start, end)
                 values[s], present[s] = p.values[row, col], p.present[row, col]
                 continue
             v, p = self.column(metric, stat)
             values[s], present[s] = pooling.pool_span(v[row, lo:hi], p[row, lo:hi], metadata.pooling_rule(stat))
         return values, present
 
-    def _pooled_column(self, first, last, max_steps):
-        """The column of the grid pooled to `max_steps` that spans exactly
-        `first..last`, or None (no `max_steps`, or not a column of it)."""
+    def _pooled_column(self, first, last, max_steps, span):
+        """The column of the grid pooled to `max_steps` over the steps `span`
+        that spans exactly `first..last`, or None (no `max_steps`, or not a
+        column of it)."""
         if max_steps is None:
             return None
-        firsts, ends = pooling.column_bounds(self.steps, pooling.group_size(self.steps.size, max_steps))
+        steps = self.steps[span]
+        firsts, ends = pooling.column_bounds(steps, pooling.group_size(steps.size, max_steps))
         j = int(np.searchsorted(firsts, first))
         return j if j < firsts.size and firsts[j] == first and ends[j] == last else None
 

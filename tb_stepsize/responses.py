@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from tb_stepsize import findings as rules
-from tb_stepsize import reader
+from tb_stepsize import layer_groups, pooling, reader
 from tb_stepsize.encoding import encode_grid
 
 _UNREADABLE = {"layers": [], "layer_info": [], "metrics": [], "stats": {}, "max_step": -1, "num_steps": 0, "optimizer": ""}
@@ -23,15 +23,43 @@ def tags_entry(summary, problems):
     return {**(_UNREADABLE if summary is None else summary), "problems": list(problems)}
 
 
-def heatmap(run, data, metric, stat, max_steps):
-    """`stat` of `metric` for every layer, pooled into at most `max_steps` columns."""
-    pooled = data.pooled(metric, stat, max_steps)
-    cells, nonfinite = encode_grid(pooled.values, pooled.present)
+@dataclasses.dataclass(frozen=True)
+class RowRequest:
+    """Which rows a `heatmap` shows: grouped at `depth` (None: one row per
+    layer), with the groups `expand` listed, only variables of `kind`
+    (None: all) -- see `layer_groups`."""
+
+    depth: "int | None" = None
+    expand: tuple = ()
+    kind: "str | None" = None
+
+    @property
+    def plain(self):
+        return self.depth is None and self.kind is None
+
+
+def heatmap(run, data, metric, stat, max_steps, start=None, end=None, rows=RowRequest()):
+    """`stat` of `metric` for every layer (or the `rows` asked for, groups
+    pooled over their members: `layer_groups`), pooled into at most
+    `max_steps` columns over the logged steps `start..end`."""
+    pooled = data.pooled(metric, stat, max_steps, start, end)
+    values, present = pooled.values, pooled.present
+    if rows.plain:
+        shown = [layer_groups.Row(p, (i,), "", False) for i, p in enumerate(data.layers)]
+    else:
+        shown = layer_groups.rows(data.layers, rows.depth, rows.expand, rows.kind)
+        weights = layer_groups.element_counts(data.layer_info)
+        values, present = pooling.pool_groups(values, present, [r.members for r in shown], pooled.rule, weights)
+    cells, nonfinite = encode_grid(values, present)
     return {
         "run": run,
         "metric": metric,
         "stat": stat,
-        "layers": list(data.layers),
+        "layers": [r.label for r in shown],
+        # per row: how many layers a group row pools (0 for a layer's row), its group ("" for none)
+        "row_members": [len(r.members) if r.is_group else 0 for r in shown],
+        "row_groups": [r.group for r in shown],
+        "num_layers": len(data.layers),
         "steps": pooled.firsts.tolist(),
         "step_ends": pooled.ends.tolist(),
         # null for a wall time that is not a finite number (a damaged event)
@@ -66,11 +94,11 @@ def layer(run, data, layer, metric, max_steps):
     }
 
 
-def cell(run, data, layer, metric, first, last, max_steps=None):
+def cell(run, data, layer, metric, first, last, max_steps=None, start=None, end=None):
     """Every statistic of `metric` for one layer pooled over the logged steps
     `first..last` (from the pooled matrices if that is a column of the grid
-    pooled to `max_steps`)."""
-    values, present = data.pooled_span(metric, layer, first, last, max_steps)
+    pooled to `max_steps` over `start..end`)."""
+    values, present = data.pooled_span(metric, layer, first, last, max_steps, start, end)
     cells, nonfinite = encode_grid(values, present)
     return {
         "run": run,

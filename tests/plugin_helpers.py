@@ -231,6 +231,29 @@ def reference_pool(values, present, group, stat):
     return out
 
 
+def numpy_pool(values, present, group, rule):
+    """The rule, one group at a time: `(values, present)` like `pooling.pool`."""
+    n_layers, n_steps = values.shape
+    cols = -(-n_steps // group)
+    out, out_present = np.full((n_layers, cols), np.nan), np.zeros((n_layers, cols), bool)
+    for i in range(n_layers):
+        for j in range(cols):
+            v = values[i, j * group : (j + 1) * group][present[i, j * group : (j + 1) * group]].astype(np.float64)
+            if not v.size:
+                continue
+            out_present[i, j] = True
+            finite = v[np.isfinite(v)]
+            if np.isnan(v).any():
+                out[i, j] = np.nan
+            elif (v == np.inf).any():
+                out[i, j] = np.inf
+            elif (v == -np.inf).any():
+                out[i, j] = -np.inf
+            else:
+                out[i, j] = {"min": np.min, "max": np.max, "mean": np.mean}[rule](finite)
+    return out, out_present
+
+
 def check_grid(values_json, nonfinite_json, expected):
     """`values`/`nonfinite` of a response against `reference_pool` output."""
     flags = {(i, j): kind for i, j, kind in nonfinite_json}

@@ -1,7 +1,7 @@
 """`pooling`: adjacent steps merged into heatmap columns (pure numpy), and `RunData.pooled`.
 
 Checked against two independent statements of the rule: `plugin_helpers.reference_pool`
-(plain Python, cell by cell) and `numpy_reference` below (one group at a time in numpy).
+(plain Python, cell by cell) and `plugin_helpers.numpy_pool` (one group at a time in numpy).
 """
 
 import math
@@ -95,29 +95,6 @@ def test_pool_matches_reference(cells, group, stat):
     check_grid(cells_json, nonfinite, reference_pool(values, present, group, stat))
 
 
-def numpy_reference(values, present, group, rule):
-    """The rule, one group at a time: `(values, present)` like `pooling.pool`."""
-    n_layers, n_steps = values.shape
-    cols = -(-n_steps // group)
-    out, out_present = np.full((n_layers, cols), np.nan), np.zeros((n_layers, cols), bool)
-    for i in range(n_layers):
-        for j in range(cols):
-            v = values[i, j * group : (j + 1) * group][present[i, j * group : (j + 1) * group]].astype(np.float64)
-            if not v.size:
-                continue
-            out_present[i, j] = True
-            finite = v[np.isfinite(v)]
-            if np.isnan(v).any():
-                out[i, j] = np.nan
-            elif (v == np.inf).any():
-                out[i, j] = np.inf
-            elif (v == -np.inf).any():
-                out[i, j] = -np.inf
-            else:
-                out[i, j] = {"min": np.min, "max": np.max, "mean": np.mean}[rule](finite)
-    return out, out_present
-
-
 def assert_same_grid(got, want):
     (v, p), (wv, wp) = got, want
     np.testing.assert_array_equal(p, wp)
@@ -137,7 +114,7 @@ def test_pool_equals_numpy_reference(rule, group):
     values[(kinds >= 0.02) & (kinds < 0.03)] = -np.inf
     values[~present] = np.nan
     got = pooling.pool(values, present, group, rule)
-    assert_same_grid(got, numpy_reference(values, present, group, rule))
+    assert_same_grid(got, h.numpy_pool(values, present, group, rule))
 
 
 def test_last_group_is_shorter():

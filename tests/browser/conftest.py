@@ -27,3 +27,16 @@ def browser():
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield b
         b.close()
+
+
+@pytest.fixture(scope="session")
+def bigmodel_logdir(tmp_path_factory):
+    """The big model's logdir (`designed_bigmodel`: 600 variables x 100,000
+    steps, written in a few seconds), made once per test session, with a
+    short second run of the same model to compare with."""
+    import designed_bigmodel as d
+
+    root = str(tmp_path_factory.mktemp("bigmodel"))
+    d.write_logdir(root)
+    d.write_run(os.path.join(root, d.OTHER_RUN), d.OTHER_STEPS)
+    return root

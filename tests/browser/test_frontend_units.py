@@ -508,3 +508,86 @@ def test_number_formats(page):
         "NaN", "\u2212Inf", "not logged", 3,
         "4.3s", "3m05s", "2h10m",
     ]
+
+
+# ------------------------------------------------------------------ rows.js and the big-model state
+
+
+
+def grid_js(rows):
+    """JS building a Grid of `rows` ([path, members, group, [values]]) over rows.js's module `m` and grid.js `G`."""
+    return (
+        "const G = await import('./grid.js');"
+        f"const rows = {rows!r};".replace("None", "null")
+        + "const grid = G.Grid.fromHeatmap({run: 'r', metric: 'step', stat: 'p50', layers: rows.map(r => r[0]),"
+        " row_members: rows.map(r => r[1]), row_groups: rows.map(r => r[2]), steps: rows[0][3].map((_, j) => j + 1),"
+        " values: rows.map(r => r[3]), nonfinite: []});"
+    )
+
+
+def test_sort_rows_by_value_mean_and_name(page):
+    rows = [
+        ["b/kernel", 0, "", [1.0, 5.0]],
+        ["a/kernel", 0, "", [3.0, 1.0]],
+        ["c/bias", 0, "", [None, None]],
+        ["d/bias", 0, "", [2.0, 4.0]],
+    ]
+    out = run(
+        page,
+        "rows.js",
+        grid_js(rows) + "return ['model', 'value', 'mean', 'name', 'nope'].map(s => m.sortRows(grid, s, 0))"
+        ".concat([m.sortRows(grid, 'value', 1)]);",
+    )
+    # mean: b and d tie at 3 (model order), no value last
+    assert out == [[0, 1, 2, 3], [1, 3, 0, 2], [0, 3, 1, 2], [1, 0, 2, 3], [0, 1, 2, 3], [0, 3, 1, 2]]
+
+
+def test_sort_rows_keeps_group_members_with_their_group(page):
+    rows = [
+        ["m0/*", 2, "m0", [1.0]],
+        ["m1/*", 2, "m1", [9.0]],
+        ["m1/a", 0, "m1", [2.0]],
+        ["m1/b", 0, "m1", [20.0]],
+        ["x/kernel", 0, "", [5.0]],
+    ]
+    out = run(page, "rows.js", grid_js(rows) + "return m.sortRows(grid, 'mean');")
+    assert out == [1, 3, 2, 4, 0]
+
+
+def test_module_labels_of_thin_rows(page):
+    layers = [f"net/block{b}/layer{j}/kernel" for b in range(3) for j in range(10)]
+    out = run(page, "rows.js", "return [m.moduleLabels(arg, arg.map(() => 0), 4), m.moduleLabels(arg, arg.map(() => 0), 12)];", layers)
+    fine, coarse = out
+    # every 4th row has room: depth 3 (30 modules) does not fit, depth 2 does
+    assert fine["modules"] and [x["text"] for x in fine["items"]] == ["net/block0/*", "net/block1/*", "net/block2/*"]
+    assert [x["row"] for x in fine["items"]] == [0, 10, 20] and all(x["top"] for x in fine["items"])
+    assert coarse["modules"] and [x["row"] for x in coarse["items"]] == [0, 12, 24]  # block1 labelled where there is room
+    # sorted across modules: every 4th row, labelled with its path
+    shuffled = layers[::3] + layers[1::3] + layers[2::3]
+    mixed = run(page, "rows.js", "return m.moduleLabels(arg, arg.map(() => 0), 4);", shuffled)
+    assert not mixed["modules"] and [x["row"] for x in mixed["items"]] == [0, 4, 8, 12, 16, 20, 24, 28]
+    # a group row and its listed members: labelled by modules deeper than the group
+    rows = ["net/block0/*"] + [f"net/block0/part{j // 5}/v{j}" for j in range(10)] + ["net/block1/*", "net/block2/*"]
+    members = [10] + [0] * 10 + [10, 10]
+    groups = ["net/block0"] * 11 + ["net/block1", "net/block2"]
+    listed = run(page, "rows.js", "return m.moduleLabels(arg[0], arg[1], 2, (i) => arg[0][i], arg[2]);", [rows, members, groups])
+    assert listed["modules"] and [(x["row"], x["text"]) for x in listed["items"]] == [
+        (0, "net/block0/*"), (2, "net/block0/part0/*"), (6, "net/block0/part1/*"), (11, "net/block1/*")]
+
+
+def test_big_model_state_keys(page):
+    out = run(
+        page,
+        "state.js",
+        "return [m.fromHash('#start=10&end=20&rows=3-9&group=2&kind=bias&sort=mean&expand=%5B%22a%22%5D'),"
+        " m.fromHash('#start=x&end=-1&rows=3&group=0&kind=weights&sort=up&expand=a'),"
+        " m.expandedGroups({expand: '[\"a\", 3, \"b\"]'}), m.expandedGroups({expand: 'nope'}),"
+        " m.rowRange('3-9', 100), m.rowRange('0-99', 100), m.rowRange('5-500', 20), m.rowRange('', 5),"
+        " m.linkParams({...m.DEFAULTS, expand: '[\"a\"]'})];",
+    )
+    good, bad, groups, broken, r1, r2, r3, r4, link = out
+    assert good == {"start": "10", "end": "20", "rows": "3-9", "group": "2", "kind": "bias", "sort": "mean", "expand": '["a"]'}
+    assert bad == {}
+    assert groups == ["a", "b"] and broken == []
+    assert r1 == [3, 9] and r2 is None and r3 == [5, 19] and r4 is None
+    assert link == {}  # the listed groups only count when grouping
