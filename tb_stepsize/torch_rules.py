@@ -136,7 +136,8 @@ class Rule:
     def parts(self, group, state, get):
         capturable = bool(group.get("capturable", False))
         t = _value(state["step"], capturable)
-        lr = _value(group["lr"], capturable)
+        lr = group["lr"]  # a tensor lr stays one: PyTorch then computes lr / bc1 in its dtype too
+        lr = lr.detach() if torch.is_tensor(lr) else float(lr)
         wd = group.get("weight_decay", 0) or 0
         decoupled = bool(group.get("decoupled_weight_decay", False))
 
