@@ -24,7 +24,7 @@ import warnings
 
 import torch
 
-from tb_stepsize import live_findings, metadata, monitor_base, torch_distributed, torch_reduce, torch_rules
+from tb_stepsize import live_findings, metadata, monitor_base, torch_distributed, torch_reduce, torch_rules, update_stats
 from tb_stepsize.monitor_base import MonitorError
 from tb_stepsize.step_output import StepOutput
 from tb_stepsize.summary import StepWriter
@@ -171,10 +171,10 @@ class StepSizeMonitor:
             {"path": w.name, "shape": torch_distributed.global_shape(w.param), "dtype": str(w.param.dtype).replace("torch.", "")}
             for w in watched
         ]
-        allowed = metadata.METRICS if rule is not None else ("step", "update_ratio")
+        allowed = update_stats.available(rule is not None)
         self.metrics = [m for m in metadata.METRICS if m in allowed and (metrics is None or m in metrics or m == "step")]
         combiner = torch_distributed.ShardCombiner() if sharded else None
-        self._reducer = torch_reduce.Reducer(watched, rule, self.metrics, combiner)
+        self._reducer = torch_reduce.Reducer(optimizer, watched, rule, self.metrics, combiner)
         if writes:
             self._writer = StepWriter(log_dir, self.layers, self.metrics, type(optimizer).__name__, histograms=histograms)
             live = live_findings.LiveFindings(self.layers, self.metrics, **self._findings_args)
@@ -228,8 +228,8 @@ class StepSizeMonitor:
         self.host_reads += 1
         if self._output is None:
             return  # an FSDP2 rank other than 0: rank 0 writes the same numbers
-        for result in pending:
-            self._output.write(result.step, *result.to_host())
+        for step, stats, hists, lr, loss in torch_reduce.to_host(pending):
+            self._output.write(step, stats, hists, learning_rate=lr, loss=loss)
         self.logged_steps += len(pending)
         self._unflushed = True
         if time.monotonic() - self._last_flush >= self._flush_secs:
