@@ -118,6 +118,7 @@ class StepSizeMonitor:
         self.logged_steps = 0
         self._hooks = self._output = self._writer = None
         self._pending = []  # logged updates on the device, not pulled yet
+        self._peak_snapshot_bytes = 0
         self._failed = False
         try:
             self._attach(log_dir, optimizer, model, include, exclude, metrics, histograms)
@@ -140,6 +141,7 @@ class StepSizeMonitor:
         hooks, self._hooks = self._hooks, None
         if hooks is not None:
             hooks.remove()
+            self._peak_snapshot_bytes = hooks.peak_snapshot_bytes
         writer, self._writer = self._writer, None
         atexit.unregister(self.close)
         if writer is not None:
@@ -254,7 +256,7 @@ class StepSizeMonitor:
     @property
     def peak_snapshot_bytes(self):
         """The most bytes of parameter copies alive at once at a logged step."""
-        return self._hooks.peak_snapshot_bytes if self._hooks is not None else 0
+        return self._hooks.peak_snapshot_bytes if self._hooks is not None else self._peak_snapshot_bytes
 
     def flush(self):
         """Write everything logged so far to disk (and report new findings)."""

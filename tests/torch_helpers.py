@@ -93,7 +93,8 @@ def check_run(run, records, kind, every_n=1, names=None, rtol_scalar=2e-5):
                 assert np.isnan(run.values["step"][i, col]).all(), what
                 continue
             hp = r["groups"][name]
-            e = torch_reference.expected(kind, hp, r["state"][name]["step"], hp["lr"], r["state"][name], r["grads"][name], r["before"][name], r["after"][name])
+            state = r["state"].get(name, {})
+            e = torch_reference.expected(kind, hp, state.get("step", r["t"]), hp["lr"], state, r["grads"][name], r["before"][name], r["after"][name])
             for metric, value in e.items():
                 if metric not in run.metrics:
                     continue
