@@ -7,8 +7,9 @@ fused, capturable and single-tensor implementations all run unchanged.
 An unlogged step costs two Python calls that compare a counter: no tensor
 op, no host/device sync.  At a logged step:
 
-* the pre-hook runs the step's closure if it has one (and hands the step a
-  closure that returns that loss: the Adam family evaluates it once), notes
+* the pre-hook runs the step's closure if it has one and the optimizer is
+  one of `PER_PARAMETER` (they evaluate it exactly once: the step gets a
+  closure returning that loss; an LBFGS keeps its own), notes
   which parameters have a gradient (the others are not updated and get a
   NaN row), the learning rate, and copies the *small* parameters
   (<= `SMALL_MAX` elements) into one float32 snapshot;
@@ -68,12 +69,14 @@ def _with_closure(args, kwargs, closure):
 class LoggedStep:
     """What the pre-hook captured of one logged update."""
 
-    def __init__(self, t, watched, one_by_one):
+    def __init__(self, t, watched, one_by_one, grads_known=True):
         self.t = t
         self.loss = None
         lr = watched[0].group["lr"]  # set by any scheduler for this step; group 0's is the run's scalar
         self.lr = lr.detach().clone() if torch.is_tensor(lr) else float(lr)
-        self.updated = [w.param.grad is not None for w in watched]
+        # Before a closure ran (an optimizer that evaluates it itself), gradients are not known
+        # yet: copy every parameter, and `settle()` after the step.
+        self.updated = [w.param.grad is not None or not grads_known for w in watched]
         moving = [w for w, u in zip(watched, self.updated) if u]
         self.small = [w for w in moving if w.numel() <= SMALL_MAX or not one_by_one]
         self.big = [w for w in moving if w.numel() > SMALL_MAX and one_by_one]
@@ -89,9 +92,16 @@ class LoggedStep:
             for w in ws:
                 self.old[w.row] = flat[start : start + w.numel()]
                 start += w.numel()
+        self._watched = watched
         self.grads = {}
         for w in self.big:  # set aside: the step skips parameters without a gradient
             self.grads[w.row], w.param.grad = w.param.grad, None
+
+
+    def settle(self):
+        """After the step: parameters without a gradient were not updated."""
+        self.updated = [u and (w.param.grad is not None or w.row in self.grads) for u, w in zip(self.updated, self._watched)]
+        self.small = [w for w in self.small if w.param.grad is not None]
 
 
 class StepHooks:
@@ -137,11 +147,12 @@ class StepHooks:
         self._give_back()
         closure, changed = _closure_of(args, kwargs), None
         loss = None
-        if closure is not None:
+        if closure is not None and self._one_by_one:  # these classes evaluate it exactly once
             with torch.enable_grad():
                 loss = closure()
             changed = _with_closure(args, kwargs, lambda: loss)
-        self._logged = LoggedStep(self.t + 1, self._watched, self._one_by_one)
+            closure = None
+        self._logged = LoggedStep(self.t + 1, self._watched, self._one_by_one, grads_known=closure is None)
         self._logged.loss = loss
         self.peak_snapshot_bytes = max(self.peak_snapshot_bytes, self._logged.snapshot_bytes)
         return changed
@@ -153,6 +164,7 @@ class StepHooks:
         logged, self._logged = self._logged, None
         if logged is None:
             return
+        logged.settle()
         if logged.small:
             self._reduce(logged, [(w, logged.old.pop(w.row)) for w in logged.small])
         if logged.big:
