@@ -118,7 +118,7 @@ class StepSizeMonitor:
         self.logged_steps = 0
         self._hooks = self._output = self._writer = None
         self._pending = []  # logged updates on the device, not pulled yet
-        self._peak_snapshot_bytes = 0
+        self._peak_snapshot_bytes = self._steps = 0
         self._failed = False
         try:
             self._attach(log_dir, optimizer, model, include, exclude, metrics, histograms)
@@ -141,7 +141,7 @@ class StepSizeMonitor:
         hooks, self._hooks = self._hooks, None
         if hooks is not None:
             hooks.remove()
-            self._peak_snapshot_bytes = hooks.peak_snapshot_bytes
+            self._peak_snapshot_bytes, self._steps = hooks.peak_snapshot_bytes, hooks.t
         writer, self._writer = self._writer, None
         atexit.unregister(self.close)
         if writer is not None:
@@ -200,7 +200,7 @@ class StepSizeMonitor:
     @property
     def step(self):
         """Updates so far (`optimizer.step()` calls that ran)."""
-        return self._hooks.t if self._hooks is not None else 0
+        return self._hooks.t if self._hooks is not None else self._steps
 
     def after_step(self, loss=None):
         """Optional, after `optimizer.step()`: writes `loss` (a number or a tensor, read only
