@@ -39,6 +39,22 @@ def _hp(group):
     return {k: (float(v) if torch.is_tensor(v) and v.numel() == 1 else v) for k, v in group.items() if k != "params"}
 
 
+def before_step(params, opt):
+    """What a record needs from before `opt.step()`: weights and each parameter's group settings."""
+    groups = {n: _hp(g) for g in opt.param_groups for p in g["params"] for n, q in params.items() if q is p}
+    return {n: _numpy(p) for n, p in params.items()}, groups
+
+
+def after_step(params, opt, t, before, groups, loss=None):
+    """One record of update `t`, from `before_step`'s output and the state after the step."""
+    return dict(
+        t=t, before=before, groups=groups, loss=loss,
+        grads={n: (None if p.grad is None else _numpy(p.grad)) for n, p in params.items()},
+        after={n: _numpy(p) for n, p in params.items()},
+        state={n: _state(opt, p) for n, p in params.items() if p in opt.state},
+    )
+
+
 def train(model, opt, steps=3, monitor=None, scheduler=None, scaler=None, skip_at=(), frozen_at=(), data_seed=0, forward=None):
     """`steps` updates of MSE on random data; returns one record per `opt.step()` that updated.
 
@@ -57,15 +73,13 @@ def train(model, opt, steps=3, monitor=None, scheduler=None, scaler=None, skip_a
         (scaler.scale(loss) if scaler else loss).backward()
         for name in frozen_at.get(i, ()) if isinstance(frozen_at, dict) else ():
             params[name].grad = None
-        before = {n: _numpy(p) for n, p in params.items()}
-        groups = {n: _hp(g) for g in opt.param_groups for p in g["params"] for n, q in params.items() if q is p}
+        before, groups = before_step(params, opt)
         if scaler:
             scaler.step(opt)
             scaler.update()
         else:
             opt.step()
-        grads = {n: (None if p.grad is None else _numpy(p.grad)) for n, p in params.items()}
-        after = {n: _numpy(p) for n, p in params.items()}
+        record = after_step(params, opt, t + 1, before, groups, float(loss.detach()))
         if scheduler is not None:
             scheduler.step()
         if monitor is not None:
@@ -74,10 +88,7 @@ def train(model, opt, steps=3, monitor=None, scheduler=None, scaler=None, skip_a
         if scaler and i in skip_at:
             continue  # inf gradients: GradScaler skipped the update
         t += 1
-        records.append(
-            dict(t=t, before=before, after=after, grads=grads, groups=groups,
-                 state={n: _state(opt, p) for n, p in params.items() if p in opt.state}, loss=float(loss.detach()))
-        )
+        records.append(record)
     return records
 
 
