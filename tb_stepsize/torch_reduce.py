@@ -86,13 +86,14 @@ class Reducer:
     def _piece(self, w, old):
         """`piece(start, size)` -> the flat `(old, new, parts, None)` of that slice of `w`.
 
-        old and new are float32; the formula's parts are computed in float64
-        with the decoupled decay folded into `update`, so an intended step
-        where the update and the decay nearly cancel is still right to
-        float32 rounding.
+        old and new are float32, so are the formula's parts -- in float64
+        when the rule says the update's terms can cancel
+        (`Rule.needs_float64`; a decoupled decay is folded into `update`),
+        so that a small intended step is still right to float32 rounding.
         """
         flat = local(w.param).detach().reshape(-1)
         state = self._opt.state.get(w.param, {})
+        dtype = torch.float64 if self._rule is not None and self._rule.needs_float64(w.group) else torch.float32
 
         def piece(start, size):
             span = slice(start, start + size)
@@ -102,9 +103,9 @@ class Reducer:
 
             def get(name):
                 if name == "old":
-                    return o.to(torch.float64)
+                    return o.to(dtype)
                 tensor = w.param.grad if name == "grad" else state[name]
-                return local(tensor).detach().reshape(-1)[span].to(torch.float64)
+                return local(tensor).detach().reshape(-1)[span].to(dtype)
 
             parts, decay = self._rule.parts(w.group, state, get)
             if decay is not None:
@@ -123,8 +124,11 @@ class Reducer:
         if small:
             self._open.append(([w.row for w, _ in small], *self._together(ops, small)))
         for w, old in pairs:
-            if w.numel() > SMALL_MAX:
+            if w.numel() > CHUNK:
                 out = update_stats.reduce_chunked(ops, w.numel(), self._piece(w, old), CHUNK, self._wanted)
+                self._open.append(([w.row], *out))
+            elif w.numel() > SMALL_MAX:  # one chunk: one pass over the formula
+                out = update_stats.reduce_update(ops, *self._piece(w, old)(0, w.numel()), wanted=self._wanted)
                 self._open.append(([w.row], *out))
 
     def _together(self, ops, pairs):

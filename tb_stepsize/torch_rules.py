@@ -111,7 +111,7 @@ def rule_for(optimizer):
     """The formula of `optimizer`'s exact class (a `torch.optim` Adam-family class), or None."""
     cls = type(optimizer)
     if cls.__module__.startswith("torch.optim") and cls.__name__ in _RULES:
-        return Rule(_RULES[cls.__name__])
+        return Rule(_RULES[cls.__name__], sums_terms=cls.__name__ == "NAdam")
     return None
 
 
@@ -127,11 +127,20 @@ class Rule:
     of `"grad"`, `"old"` (the weight before the step) or a state tensor
     (`"exp_avg"`, ...), all of the same elements; returns
     `({"effective_lr", "update", "normalized_grad"}, decay)` with decay the
-    decoupled weight-decay factor (None without one).
+    decoupled weight-decay factor (None without one).  The parts are in the
+    dtype `get` returns (see `needs_float64`).
     """
 
-    def __init__(self, formula):
+    def __init__(self, formula, sums_terms=False):
         self._formula = formula
+        self._sums_terms = sums_terms
+
+    def needs_float64(self, group):
+        """True when the update is a sum of terms that can nearly cancel -- NAdam's gradient
+        and momentum terms, or any update with decoupled weight decay folded in -- so that
+        float32 parts would leave the small intended steps off by more than float32 rounding."""
+        decays = bool(group.get("weight_decay")) and bool(group.get("decoupled_weight_decay"))
+        return self._sums_terms or decays
 
     def parts(self, group, state, get):
         capturable = bool(group.get("capturable", False))

@@ -44,3 +44,9 @@ def test_many_variables_bench_smoke():
     pytest.importorskip("tensorflow")
     out = run("bench_many_variables.py", "--vars", "20", "--quick")
     assert "every_n=100" in out and "\n       20 " in out
+
+
+def test_torch_overhead_bench_smoke():
+    pytest.importorskip("torch")
+    out = run("bench_torch_overhead.py", "--smoke")
+    assert "every_n=100" in out and "\n       cnn1m " in out and "\n transformer " in out

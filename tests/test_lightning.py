@@ -107,3 +107,15 @@ def test_the_loss_lightning_returned_is_written(fitted):
 
     losses = plugin_helpers.read_scalars(log_dir, ".", [metadata.LOSS_TAG])[metadata.LOSS_TAG]
     np.testing.assert_allclose([v for _, v in losses], [r["loss"] for r in records], rtol=1e-6)
+
+
+def test_lightning_demo_writes_into_the_loggers_run(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    demo = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "demo", "lightning_example.py")
+    proc = subprocess.run([sys.executable, demo, "--root", str(tmp_path), "--steps", "10"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run = tb_stepsize.load(str(tmp_path / "lightning_logs" / "version_0"))
+    assert list(run.steps) == [1, 6] and run.layers[0] == "position"

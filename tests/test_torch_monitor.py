@@ -161,3 +161,11 @@ def test_findings_reported_during_training(tmp_path):
             assert monitor.stop_requested and any(f.kind == "ratio_high" for f in found)
     assert monitor.findings == found and np.isfinite(tb_stepsize.load(str(tmp_path)).matrix("step", "max")).any()
     assert os.path.isdir(tmp_path)
+
+
+def test_torch_demo_writes_a_run(tmp_path):
+    demo = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "demo", "torch_example.py")
+    proc = subprocess.run([sys.executable, demo, "--logdir", str(tmp_path), "--steps", "20"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run = tb_stepsize.load(str(tmp_path))
+    assert list(run.steps) == [1, 6, 11, 16] and len(run.layers) == 6 and "second_moment_rms" in run.metrics
