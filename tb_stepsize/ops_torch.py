@@ -6,10 +6,12 @@ device: results stay tensors until a caller moves the small summaries.
 
 import torch
 
+from tb_stepsize.ops_numpy import OperatorBitOps
+
 _DTYPES = {"int32": torch.int32, "float32": torch.float32, "float64": torch.float64, "bool": torch.bool}
 
 
-class TorchOps:
+class TorchOps(OperatorBitOps):
     def __init__(self, device=None):
         self.device = device
 
@@ -60,9 +62,6 @@ class TorchOps:
 
     def sum(self, x, axis):
         return torch.sum(x, axis, dtype=x.dtype)
-
-    def any(self, x, axis):
-        return torch.any(x, axis)
 
     def argmax(self, x, axis):
         return torch.argmax(x.to(torch.int32), axis).to(torch.int32)

@@ -11,34 +11,27 @@ updates, read by the host) and decides how each variable is reduced:
   (one copy of a replicated variable) each leaves its "before" values and
   gradient in a scratch vector at a fixed offset from its own update;
 * a large variable is reduced on its own, chunk by chunk, in two passes
-  (see `device_stats`), so its temporaries are a few chunks, not copies of
+  (see `stats_kernel`), so its temporaries are a few chunks, not copies of
   the variable.
 
-Elementwise metrics: `step` = |w_old - w_new| (in float32, after the update
-was rounded into the variable's dtype) and, with an optimizer rule,
-`effective_lr` and `intended_step` (the rule's update plus decoupled weight
-decay, before rounding).  Per-layer scalars: `update_ratio` =
-rms(Δw) / rms(w_old) (NaN when w_old is all zero), `lost_fraction` = share of
-elements with a non-zero intended step and a zero applied step, and
-`second_moment_rms` = rms(g / sqrt(v_hat)).
+The metrics and statistics are the framework-neutral `update_stats` and
+`stats_kernel` run on TensorFlow tensors (`ops_tf`): every backend computes
+the same numbers by the same code; this module only arranges where the
+values come from and where the results go (TensorFlow variables).
 """
 
 import numpy as np
 import tensorflow as tf
 
-from tb_stepsize import device_stats, keras_internals, metadata
+from tb_stepsize import keras_internals, metadata, stats_kernel, update_stats
+from tb_stepsize.ops_tf import OPS
 
 SMALL_MAX = 1 << 16  # elements: variables up to this size share one reduction
 CHUNK = 1 << 18  # elements per chunk of a large variable
 
-ELEMENT_METRICS = ("step", "effective_lr", "intended_step")
-SCALAR_METRICS = ("update_ratio", "lost_fraction", "second_moment_rms")
-
-
-def _flat(x):
-    """`x` as a float32 vector (no op for what already is one)."""
-    x = tf.cast(x, tf.float32)
-    return x if x.shape.rank == 1 else tf.reshape(x, [-1])
+ELEMENT_METRICS = update_stats.ELEMENT_METRICS
+SCALAR_METRICS = update_stats.SCALAR_METRICS
+_flat = OPS.float32  # `x` as a float32 vector (no op for what already is one)
 
 
 def _put(buffer, index, value):
@@ -104,7 +97,7 @@ class Reducer:
             return tf.Variable(tf.fill(shape, tf.constant(fill, dtype)), trainable=False)
 
         k, nan = capacity, float("nan")
-        self.stats = {m: variable([k, rows, len(device_stats.DEVICE_STATS)], tf.float32, nan) for m in self.element_metrics}
+        self.stats = {m: variable([k, rows, len(stats_kernel.DEVICE_STATS)], tf.float32, nan) for m in self.element_metrics}
         self.stats.update({m: variable([k, rows, 1], tf.float32, nan) for m in self.scalar_metrics})
         self.hists = {m: variable([k, rows, metadata.HIST_BINS], tf.int32, 0) for m in self.element_metrics}
         self.steps = variable([k], tf.int64, -1)
@@ -146,19 +139,10 @@ class Reducer:
 
     # -------------------------------------------------------------- metrics
     def _elementwise(self, old, new, grad, slots, scalars, decay):
-        """Elementwise metrics, and the elementwise terms of the per-layer sums."""
-        delta = old - new
-        metrics = {"step": tf.abs(delta)}
-        terms = {"delta_sq": tf.square(delta), "old_sq": tf.square(old)}
-        if self.rule is not None:
-            parts = self.rule.elementwise(scalars, slots, grad)
-            update = parts["update"] if decay is None else parts["update"] + old * decay
-            metrics["effective_lr"] = parts["effective_lr"]
-            metrics["intended_step"] = tf.abs(update)
-            terms["lost"] = tf.cast((update != 0) & (delta == 0), tf.float32)
-            terms["norm_sq"] = tf.square(parts["normalized_grad"])
-        # What is not wanted is never reduced (and XLA drops its computation).
-        return {m: metrics[m] for m in self.element_metrics}, terms
+        """Elementwise metrics, and the elementwise terms of the per-layer sums (`update_stats`);
+        what is not wanted is never reduced (and XLA drops its computation)."""
+        parts = None if self.rule is None else self.rule.elementwise(scalars, slots, grad)
+        return update_stats.update_terms(OPS, old, new, parts, decay, self.element_metrics)
 
     def record(self, row, slot, before, after, grad, variable, learning_rate, decay):
         """Reduce one variable's logged update (called inside its logged branch).
@@ -197,12 +181,12 @@ class Reducer:
 
         sum_names = ("delta_sq", "old_sq") + (() if self.rule is None else ("lost", "norm_sq"))
         carry = (
-            {m: device_stats.Partials.empty(1).as_tuple() for m in self.element_metrics},
+            {m: stats_kernel.Partials.empty(OPS, 1).as_tuple() for m in self.element_metrics},
             {k: tf.zeros([]) for k in sum_names},
         )
         partials, totals = _over_chunks(n, self.chunk, lambda start, size, c: self._first_pass(c, cut(start, size)), carry)
-        partials = {m: device_stats.Partials(*p) for m, p in partials.items()}
-        targets = {m: device_stats.QuantileTargets(p) for m, p in partials.items()}
+        partials = {m: stats_kernel.Partials(*p) for m, p in partials.items()}
+        targets = {m: stats_kernel.QuantileTargets(OPS, p) for m, p in partials.items()}
         tables = {m: t.table for m, t in targets.items()}
         fine = _over_chunks(
             n,
@@ -211,7 +195,7 @@ class Reducer:
             {m: tf.zeros([1, 2 * len(metadata.QUANTILES), 64], tf.int32) for m in partials},
         )
         for m, p in partials.items():
-            _put(self.stats[m], [slot, row], device_stats.finish(p, targets[m], fine[m])[0])
+            _put(self.stats[m], [slot, row], stats_kernel.finish(OPS, p, targets[m], fine[m])[0])
             _put(self.hists[m], [slot, row], p.hist[0])
         for m, value in self._scalars(totals, float(n)).items():
             _put(self.stats[m], [slot, row], tf.reshape(value, [1]))
@@ -221,25 +205,19 @@ class Reducer:
         values, terms = self._elementwise(*chunk)
         partials, totals = carry
         partials = {
-            m: device_stats.Partials(*partials[m]).merge(device_stats.Partials.of(values[m])).as_tuple()
+            m: stats_kernel.Partials(*partials[m]).merge(stats_kernel.Partials.of(OPS, values[m]), OPS).as_tuple()
             for m in values
         }
-        return partials, {k: totals[k] + device_stats.accurate_sum(terms[k]) for k in totals}
+        return partials, {k: totals[k] + OPS.accurate_sum(terms[k]) for k in totals}
 
     def _second_pass_fn(self, fine, tables, chunk):
         """Add one chunk's quantile sub-bin counts (compiled with XLA)."""
         values, _ = self._elementwise(*chunk)
-        return {m: fine[m] + device_stats.fine_counts(values[m], tables[m]) for m in fine}
+        return {m: fine[m] + stats_kernel.fine_counts(OPS, values[m], tables[m]) for m in fine}
 
     def _scalars(self, sums, n):
         """Per-layer scalar metrics from sums of `_elementwise` terms over `n` elements."""
-        old_sq = sums["old_sq"]
-        ratio = tf.sqrt(sums["delta_sq"] / tf.where(old_sq > 0, old_sq, 1.0))
-        out = {"update_ratio": tf.where(old_sq > 0, ratio, float("nan"))}
-        if self.rule is not None:
-            out["lost_fraction"] = sums["lost"] / n
-            out["second_moment_rms"] = tf.sqrt(sums["norm_sq"] / n)
-        return {m: out[m] for m in self.scalar_metrics}
+        return update_stats.layer_scalars(OPS, sums, n, self.scalar_metrics)
 
     # -------------------------------------------------- per logged update
     def begin(self, slot):
@@ -300,9 +278,9 @@ class Reducer:
         values, terms = self._elementwise(old, new, grad, slots, scalars, decay)
         stats, hists = {}, {}
         for m, x in values.items():
-            stat, hist = device_stats.elementwise_stats(x, seg, groups)
+            stat, hist = stats_kernel.elementwise_stats(OPS, x, seg, groups)
             stats[m] = tf.where(updated[:, tf.newaxis], stat, float("nan"))
             hists[m] = tf.where(updated[:, tf.newaxis], hist, 0)
-        sums = {k: tf.math.unsorted_segment_sum(v, seg, groups) for k, v in terms.items()}
+        sums = {k: OPS.segment_sum(v, seg, groups) for k, v in terms.items()}
         scalar = {m: tf.where(updated, v, float("nan")) for m, v in self._scalars(sums, self._small_sizes).items()}
         return stats, hists, scalar

@@ -20,7 +20,8 @@ per variable), and a big variable can be reduced chunk by chunk,
 accumulating `Partials`, so temporaries stay chunk-sized.
 
 The code only calls the `ops` adapter it is given (`ops_numpy`, `ops_torch`,
-`ops_jax`) and the arithmetic operators every array type has, so the same
+`ops_jax`, `ops_tf`) and the arithmetic and comparison operators every array
+type has (no bool arithmetic: TensorFlow refuses it), so the same
 algorithm -- and the same numbers -- run on the host, on a torch device and
 inside a jitted JAX function.  Shapes depend only on the segment count, never
 on the data, so it compiles once per shape.
@@ -53,14 +54,14 @@ def _cumsum(ops, x, block):
     return ops.reshape(inner + before[..., None], (*lead, n))
 
 
-def coarse_bins(bits):
+def coarse_bins(ops, bits):
     """Half-octave bin of each |x| bit pattern: 0 for zero, 1 + 2e + (upper half) for
     biased exponent e, and the two bins after the finite ones for inf and NaN."""
-    exponent = bits >> 23
-    upper = ((bits & _MANTISSA) >= _SQRT2_MANTISSA) * 1
+    exponent = ops.right_shift(bits, 23)
+    upper = ops.cast(ops.bit_and(bits, _MANTISSA) >= _SQRT2_MANTISSA, "int32")
     finite_bin = 1 + 2 * exponent + upper  # inf: exponent 255, mantissa 0 -> HIST_FINITE_BINS + 1
     nan_bin = metadata.HIST_FINITE_BINS + 2
-    return (bits != 0) * ((bits <= INF_BITS) * finite_bin + (bits > INF_BITS) * nan_bin)
+    return ops.where(bits == 0, 0, ops.where(bits > INF_BITS, nan_bin, finite_bin))
 
 
 class Partials:
@@ -89,7 +90,7 @@ class Partials:
         finite = bits < INF_BITS
         xf = ops.float_of_bits(ops.where(finite, bits, 0))
         low, high = ops.where(finite, bits, INF_BITS), ops.where(finite, bits, 0)
-        bins = coarse_bins(bits)
+        bins = coarse_bins(ops, bits)
         if segment_ids is None:
             return cls(
                 ops.reshape(ops.min(low), (1,)),
@@ -131,7 +132,7 @@ def _ranks(ops, n):
     scaled = rest[:, None] * percents  # < 10,000
     low = hundreds[:, None] * percents + scaled // 100
     remainder = scaled % 100
-    high = low + (remainder > 0) * 1
+    high = low + ops.cast(remainder > 0, "int32")
     return ops.concat([low, high], 1), ops.cast(remainder, "float32") / 100.0
 
 
@@ -160,25 +161,29 @@ class QuantileTargets:
         nonzero = ~self.is_zero
         same = (self.exponent[:, :, None] == self.exponent[:, None, :]) & nonzero[:, None, :]
         self.slot = ops.argmax(same, 2)  # [G, 14]
-        hits = (ops.arange(256)[None, None, :] == self.exponent[:, :, None]) & nonzero[:, :, None]
-        self.table = ops.reshape(ops.where(ops.any(hits, 1), ops.argmax(hits, 1), -1), (-1,))  # [G * 256]
+        # A scatter of the 14 ranks per segment (all ranks of one exponent share its slot; an
+        # exact zero's rank writes -1, which a real slot for exponent 0 outranks).
+        index = ops.reshape(ops.arange(segments)[:, None] * 256 + self.exponent, (-1,))
+        slots = ops.reshape(ops.where(nonzero, self.slot, -1), (-1,))
+        self.table = ops.maximum(ops.segment_max(slots, index, segments * 256), -1)  # [G * 256]
 
     @staticmethod
     def _at_most(ops, cumulative, ranks):
         return ops.sum(ops.cast(cumulative <= ranks[:, :, None], "int32"), 2)
 
 
-def fine_counts(ops, x, targets, segment_ids=None, segments=1):
-    """Second pass: 64 sub-bins of each target exponent, `[G, 14, 64]`."""
+def fine_counts(ops, x, table, segment_ids=None, segments=1):
+    """Second pass: 64 sub-bins of each target exponent, `[G, 14, 64]` (`table`:
+    `QuantileTargets.table`, an array, so compiled loops can carry it)."""
     bits = ops.abs_bits(x)
-    exponent = bits >> 23
+    exponent = ops.right_shift(bits, 23)
     if segment_ids is None:
-        slot = ops.take(targets.table, exponent)
+        slot = ops.take(table, exponent)
         base = slot
     else:
-        slot = ops.take(targets.table, segment_ids * 256 + exponent)
+        slot = ops.take(table, segment_ids * 256 + exponent)
         base = segment_ids * RANKS + slot
-    sub = (bits & _MANTISSA) >> (23 - _SUB_BITS)
+    sub = ops.right_shift(ops.bit_and(bits, _MANTISSA), 23 - _SUB_BITS)
     outside = segments * RANKS * _SUB
     inside = (slot >= 0) & (bits != 0) & (bits < INF_BITS)
     counts = ops.bincount(ops.where(inside, base * _SUB + sub, outside), outside + 1)
@@ -193,7 +198,7 @@ def finish(ops, partials, targets, fine):
     rows = ops.gather_rows(fine, targets.slot)  # [G, 14, 64]: each rank's exponent
     cum = _cumsum(ops, rows, 8)
     sub = ops.sum(ops.cast(cum <= targets.rank_in_exponent[:, :, None], "int32"), 2)
-    low = (targets.exponent << 23) | (sub << (23 - _SUB_BITS))
+    low = ops.bit_or(ops.left_shift(targets.exponent, 23), ops.left_shift(sub, 23 - _SUB_BITS))
     lo = ops.float_of_bits(low)
     hi = ops.float_of_bits(low + (1 << (23 - _SUB_BITS)))
     values = ops.where(targets.is_zero, 0.0, lo + (hi - lo) * 0.5)
@@ -216,4 +221,4 @@ def elementwise_stats(ops, x, segment_ids=None, segments=1):
     """Statistics of `|x|` in one go: `(stats [G, S], hist [G, HIST_BINS])`."""
     partials = Partials.of(ops, x, segment_ids, segments)
     targets = QuantileTargets(ops, partials)
-    return finish(ops, partials, targets, fine_counts(ops, x, targets, segment_ids, segments)), partials.hist
+    return finish(ops, partials, targets, fine_counts(ops, x, targets.table, segment_ids, segments)), partials.hist

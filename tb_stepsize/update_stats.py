@@ -99,7 +99,7 @@ def reduce_chunked(ops, n, piece, chunk, wanted=ALL_METRICS):
     fine = None
     for start in starts:
         metrics, _ = update_terms(ops, *piece(start, min(chunk, n - start)), wanted=wanted)
-        counts = {m: stats_kernel.fine_counts(ops, metrics[m], targets[m]) for m in partials}
+        counts = {m: stats_kernel.fine_counts(ops, metrics[m], targets[m].table) for m in partials}
         fine = counts if fine is None else {m: fine[m] + counts[m] for m in counts}
     stats = {m: stats_kernel.finish(ops, p, targets[m], fine[m]) for m, p in partials.items()}
     hists = {m: p.hist for m, p in partials.items()}

@@ -1,7 +1,7 @@
 """Checks of one row of elementwise statistics against numpy, shared by the tests of
-every implementation (`test_device_stats` for TensorFlow, `test_stats_kernel` for the
+every implementation (`test_ops_tf` for TensorFlow, `test_stats_kernel` for the
 framework-neutral kernel on numpy, torch and JAX).  The tolerances are explained in
-`test_device_stats`' docstring."""
+`test_ops_tf`' docstring."""
 
 import numpy as np
 
@@ -14,7 +14,7 @@ SUBNORMAL_SUB_BIN = 2.0**-132
 
 
 def check(values, stats, hist, sum_terms, what, flushes_subnormals=True):
-    """Assert one row of statistics against numpy (see `test_device_stats` for the tolerances);
+    """Assert one row of statistics against numpy (see `test_ops_tf` for the tolerances);
     `flushes_subnormals`: the arithmetic treats subnormal inputs as zero (TensorFlow's and XLA's CPU kernels)."""
     values = np.abs(np.asarray(values, np.float32).astype(np.float64))
     finite = np.sort(values[np.isfinite(values)])

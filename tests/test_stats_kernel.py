@@ -3,7 +3,7 @@
 The same edge cases as the TensorFlow kernel's tests (`stats_checks.CASES`),
 one segment and segmented, on numpy, torch (eager) and JAX (jitted); and the
 claim the backends rest on: histograms, extremes and quantiles are
-bit-identical across adapters (and to TensorFlow's `device_stats`), so a
+bit-identical across adapters (TensorFlow's, `ops_tf`, included), so a
 run looks the same whichever framework trained it.  Mean and rms may differ
 in the last bits (float64 sums on the host and in torch, blockwise float32
 in JAX and in TensorFlow's segmented path).
@@ -91,19 +91,19 @@ def test_adapters_agree_bit_for_bit_on_everything_but_sums(adapter):
         np.testing.assert_allclose(stats, want_stats, rtol=1e-4)
 
 
-def test_same_numbers_as_the_tensorflow_kernel():
+def test_same_numbers_on_tensorflow_compiled_with_xla():
     tf = pytest.importorskip("tensorflow")
-    from tb_stepsize import device_stats
+    from tb_stepsize.ops_tf import OPS
 
     x = _heavy_tailed(70_000, 2)
     sizes = [1, 7, 999, 68_993]
     ids = np.repeat(np.arange(4), sizes).astype(np.int32)
-    for want, got in (
-        (device_stats.elementwise_stats(tf.constant(x)), run("numpy", x)),
-        (device_stats.elementwise_stats(tf.constant(x), tf.constant(ids), 4), run("numpy", x, sizes)),
-    ):
-        np.testing.assert_array_equal(got[1], want[1].numpy())
-        np.testing.assert_array_equal(got[0][:, EXACT], want[0].numpy()[:, EXACT])
+    one = tf.function(lambda x: stats_kernel.elementwise_stats(OPS, x), jit_compile=True)
+    many = tf.function(lambda x, ids: stats_kernel.elementwise_stats(OPS, x, ids, 4), jit_compile=True)
+    for want, got in ((run("numpy", x), one(tf.constant(x))), (run("numpy", x, sizes), many(tf.constant(x), tf.constant(ids)))):
+        np.testing.assert_array_equal(got[1].numpy(), want[1])
+        np.testing.assert_array_equal(got[0].numpy()[:, EXACT], want[0][:, EXACT])
+        np.testing.assert_allclose(got[0].numpy(), want[0], rtol=1e-4)
 
 
 @pytest.mark.parametrize("adapter", list(ADAPTERS))
@@ -118,7 +118,7 @@ def test_chunks_merge_to_the_whole(adapter):
     for piece in pieces:
         partials = partials.merge(stats_kernel.Partials.of(ops, piece), ops)
     targets = stats_kernel.QuantileTargets(ops, partials)
-    fine = sum(stats_kernel.fine_counts(ops, piece, targets) for piece in pieces)
+    fine = sum(stats_kernel.fine_counts(ops, piece, targets.table) for piece in pieces)
     merged = back(stats_kernel.finish(ops, partials, targets, fine))
     whole_stats, whole_hist = run("numpy", x)
     np.testing.assert_array_equal(back(partials.hist), whole_hist)

@@ -1,4 +1,4 @@
-"""`device_stats` against numpy on edge cases.
+"""`stats_kernel` on TensorFlow (`ops_tf`, compiled with XLA as `reduction` runs it) against numpy on edge cases.
 
 Statistics are of |x| over the finite elements (zeros included), as the
 README states:
@@ -39,7 +39,8 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from stats_checks import CASES, NAMES, RNG, U, check  # noqa: E402
-from tb_stepsize import device_stats, metadata, reduction  # noqa: E402
+from tb_stepsize import metadata, reduction, stats_kernel  # noqa: E402
+from tb_stepsize.ops_tf import OPS  # noqa: E402
 
 _compiled = {}
 
@@ -47,7 +48,7 @@ _compiled = {}
 def segmented(x, sizes, jit=True):
     """`(stats [G, S], hist [G, B])` of segments of `x` with `sizes`, as the small-variable path runs it (XLA)."""
     ids = np.repeat(np.arange(len(sizes)), sizes).astype(np.int32)
-    fn = lambda x, ids: device_stats.elementwise_stats(x, ids, len(sizes))  # noqa: E731
+    fn = lambda x, ids: stats_kernel.elementwise_stats(OPS, x, ids, len(sizes))  # noqa: E731
     if jit:
         key = (len(x), len(sizes))
         fn = _compiled.setdefault(key, tf.function(fn, jit_compile=True))
@@ -58,12 +59,12 @@ def segmented(x, sizes, jit=True):
 def chunked(x, chunk):
     """`(stats [S], hist [B])` of one large variable, two passes over chunks as `Reducer` does."""
     pieces = [tf.constant(x[i : i + chunk], tf.float32) for i in range(0, len(x), chunk)]
-    partials = device_stats.Partials.empty(1)
+    partials = stats_kernel.Partials.empty(OPS, 1)
     for piece in pieces:
-        partials = partials.merge(device_stats.Partials.of(piece))
-    targets = device_stats.QuantileTargets(partials)
-    fine = sum(device_stats.fine_counts(piece, targets.table) for piece in pieces)
-    return device_stats.finish(partials, targets, fine)[0].numpy(), partials.hist[0].numpy()
+        partials = partials.merge(stats_kernel.Partials.of(OPS, piece), OPS)
+    targets = stats_kernel.QuantileTargets(OPS, partials)
+    fine = sum(stats_kernel.fine_counts(OPS, piece, targets.table) for piece in pieces)
+    return stats_kernel.finish(OPS, partials, targets, fine)[0].numpy(), partials.hist[0].numpy()
 
 
 @pytest.mark.parametrize("case", list(CASES))
