@@ -186,7 +186,7 @@ class Reducer:
                 metrics, _ = update_stats.update_terms(ops, *piece(start, size), wanted=self._wanted)
                 ids = torch.full((size,), row, dtype=torch.int32, device=device)
                 for m in fine:
-                    fine[m] = fine[m] + stats_kernel.fine_counts(ops, metrics[m], targets[m], ids, g)
+                    fine[m] = fine[m] + stats_kernel.fine_counts(ops, metrics[m], targets[m].table, ids, g)
         counts = self._combiner.counts(torch.stack([fine[m] for m in self._elementwise]))
         stats = {m: stats_kernel.finish(ops, combined[m], targets[m], counts[i]) for i, m in enumerate(self._elementwise)}
         sizes = torch.tensor([float(w.param.numel()) for w, _ in pairs], device=device)
