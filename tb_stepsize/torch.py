@@ -67,7 +67,7 @@ def _unreadable_warning(optimizer):
     )
 
 
-class StepSizeMonitor:
+class StepSizeMonitor(monitor_base.Lifecycle):
     """Records per-layer step sizes of the updates `optimizer` applies.
 
     Args:
@@ -116,7 +116,7 @@ class StepSizeMonitor:
         self.enabled = False
         self.host_reads = 0  # pulls of device results to the host
         self.logged_steps = 0
-        self._hooks = self._output = self._writer = None
+        self._hooks = self._output = self._writer = self._live = None
         self._pending = []  # logged updates on the device, not pulled yet
         self._peak_snapshot_bytes = self._steps = 0
         self._failed = False
@@ -127,28 +127,11 @@ class StepSizeMonitor:
         except Exception as e:  # never let the monitor break training
             self._fail(f"setting up failed: {type(e).__name__}: {e}")
 
-    def _fail(self, message):
-        first, self._failed = not self._failed, True
-        self._shutdown()
-        if not first:
-            return
-        if self._on_error == "raise":
-            raise MonitorError(message)
-        warnings.warn(f"tb_stepsize: {message}; step sizes are not recorded.", stacklevel=3)
-
-    def _shutdown(self):
-        self.enabled = False
+    def _release(self):
         hooks, self._hooks = self._hooks, None
         if hooks is not None:
             hooks.remove()
             self._peak_snapshot_bytes, self._steps = hooks.peak_snapshot_bytes, hooks.t
-        writer, self._writer = self._writer, None
-        atexit.unregister(self.close)
-        if writer is not None:
-            try:
-                writer.close()
-            except Exception as e:
-                self._fail(f"closing the event file failed: {type(e).__name__}: {e}")
 
     def _attach(self, log_dir, optimizer, model, include, exclude, metrics, histograms):
         if not isinstance(optimizer, torch.optim.Optimizer):
@@ -179,10 +162,9 @@ class StepSizeMonitor:
         self._reducer = torch_reduce.Reducer(optimizer, watched, rule, self.metrics, combiner)
         if writes:
             self._writer = StepWriter(log_dir, self.layers, self.metrics, type(optimizer).__name__, histograms=histograms)
-            live = live_findings.LiveFindings(self.layers, self.metrics, **self._findings_args)
-            self._output = StepOutput(self._writer, live, self.metrics)
+            self._live = live_findings.LiveFindings(self.layers, self.metrics, **self._findings_args)
+            self._output = StepOutput(self._writer, self._live, self.metrics)
         self._last_flush = time.monotonic()
-        self._unflushed = False
         self._hooks = StepHooks(
             optimizer, watched, self.every_n_steps, _steps_so_far(optimizer, watched), per_parameter(optimizer) and not sharded,
             self._reducer.add, self._logged,
@@ -212,17 +194,6 @@ class StepSizeMonitor:
         if self._pending and time.monotonic() - self._last_flush >= self._flush_secs:
             self.collect()
 
-    def collect(self):
-        """Pull the pending logged updates to the host, write them and report new findings."""
-        if not self.enabled:
-            return
-        try:
-            self._collect()
-        except Exception as e:  # never let the monitor break training
-            self._fail(f"writing step sizes failed: {type(e).__name__}: {e}")
-        if self._output is not None and self._output.live is not None:
-            self._output.live.check(False)
-
     def _collect(self):
         pending, self._pending = self._pending, []
         if not pending:
@@ -233,53 +204,18 @@ class StepSizeMonitor:
         for step, stats, hists, lr, loss in torch_reduce.to_host(pending):
             self._output.write(step, stats, hists, learning_rate=lr, loss=loss)
         self.logged_steps += len(pending)
-        self._unflushed = True
         if time.monotonic() - self._last_flush >= self._flush_secs:
             self._flush_file()
 
     def _flush_file(self):
         if self._writer is not None:
             self._writer.flush()
-        self._unflushed = False
         self._last_flush = time.monotonic()
-
-    @property
-    def findings(self):
-        """Findings reported during training so far, in the order reported."""
-        return list(self._output.live.found) if self._output is not None else []
-
-    @property
-    def stop_requested(self):
-        """True once a finding of a kind in `stop_on` was reported."""
-        return self._output is not None and self._output.live.stop_requested
 
     @property
     def peak_snapshot_bytes(self):
         """The most bytes of parameter copies alive at once at a logged step."""
         return self._hooks.peak_snapshot_bytes if self._hooks is not None else self._peak_snapshot_bytes
-
-    def flush(self):
-        """Write everything logged so far to disk (and report new findings)."""
-        self.collect()
-        if self.enabled:
-            try:
-                self._flush_file()
-            except Exception as e:
-                self._fail(f"flushing the event file failed: {type(e).__name__}: {e}")
-        if self._output is not None:
-            self._output.live.check(True)
-
-    def close(self):
-        """Write what is pending, close the event file and remove the hooks (twice is fine)."""
-        if self.enabled:
-            self.flush()
-        self._shutdown()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def _steps_so_far(optimizer, watched):
