@@ -21,33 +21,16 @@ the largest parameter's bytes.  torch runs on one thread.
 
 import argparse
 import copy
+import os
 import statistics
+import sys
 import tempfile
 import time
 
 import torch
 
-
-def cnn1m():
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(3, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(32, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(64, 96, 3), torch.nn.ReLU(), torch.nn.Flatten(),
-        torch.nn.Linear(96 * 6 * 6, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10),
-    )
-
-
-class Transformer(torch.nn.Module):
-    def __init__(self, vocab=32, d=64, length=16):
-        super().__init__()
-        self.embed = torch.nn.Embedding(vocab, d)
-        self.position = torch.nn.Parameter(torch.randn(length, d) * 0.02)
-        layer = torch.nn.TransformerEncoderLayer(d, 4, 128, dropout=0.0, batch_first=True)
-        self.encoder = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
-        self.head = torch.nn.Linear(d, vocab)
-
-    def forward(self, x):
-        return self.head(self.encoder(self.embed(x) + self.position))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "demo"))
+from torch_models import Transformer, cnn1m  # noqa: E402
 
 
 def build(name, steps):
@@ -59,7 +42,8 @@ def build(name, steps):
         return cnn1m(), data, torch.nn.functional.cross_entropy
     tokens = [torch.randint(0, 32, (64, 16), generator=g) for _ in range(8)]
     data = [(x, x.flip(1)) for x in tokens]  # reverse the sequence
-    return Transformer(), data, lambda out, y: torch.nn.functional.cross_entropy(out.reshape(-1, 32), y.reshape(-1))
+    model = Transformer()
+    return model, data, lambda out, y: torch.nn.functional.cross_entropy(out.reshape(-1, model.vocab), y.reshape(-1))
 
 
 def run(model, data, loss_fn, steps, every_n, tmp):

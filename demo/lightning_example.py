@@ -22,6 +22,7 @@ except ImportError:
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import data  # noqa: E402
+from torch_models import Transformer  # noqa: E402
 
 from tb_stepsize.lightning import StepSizeCallback  # noqa: E402
 
@@ -29,18 +30,12 @@ VOCAB, LENGTH = 16, 12
 
 
 class Reverser(pl.LightningModule):
-    def __init__(self, d=64):
+    def __init__(self):
         super().__init__()
-        self.embed = torch.nn.Embedding(VOCAB, d)
-        self.position = torch.nn.Parameter(torch.randn(LENGTH, d) * 0.02)
-        layer = torch.nn.TransformerEncoderLayer(d, 4, 128, dropout=0.0, batch_first=True)
-        self.encoder = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
-        self.head = torch.nn.Linear(d, VOCAB)
+        self.net = Transformer(vocab=VOCAB, length=LENGTH)
 
     def training_step(self, batch, batch_idx):
-        x, y = batch
-        logits = self.head(self.encoder(self.embed(x) + self.position))
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, VOCAB), y.reshape(-1))
+        loss = self.net.loss(*batch)
         self.log("train_loss", loss)
         return loss
 

@@ -118,4 +118,4 @@ def test_lightning_demo_writes_into_the_loggers_run(tmp_path):
     proc = subprocess.run([sys.executable, demo, "--root", str(tmp_path), "--steps", "10"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     run = tb_stepsize.load(str(tmp_path / "lightning_logs" / "version_0"))
-    assert list(run.steps) == [1, 6] and run.layers[0] == "position"
+    assert list(run.steps) == [1, 6] and run.layers[0] == "net.position"
