@@ -167,10 +167,13 @@ class StepSizeMonitor(monitor_base.Lifecycle):
         self._last_flush = time.monotonic()
         self._hooks = StepHooks(
             optimizer, watched, self.every_n_steps, _steps_so_far(optimizer, watched), per_parameter(optimizer) and not sharded,
-            self._reducer.add, self._logged,
+            self._reducer.add, self._logged, self._hook_failed,
         )
         atexit.register(self.close)
         self.enabled = True
+
+    def _hook_failed(self, error):
+        self._fail(f"reducing a logged update failed: {type(error).__name__}: {error}")
 
     # ------------------------------------------------------------- host side
     def _logged(self, logged):

@@ -112,27 +112,36 @@ class StepHooks:
     the `LoggedStep` and a list of `(Watched, old flat float32)` pairs taken
     after the update, and may be called several times per logged step
     (once for the small parameters, once per big one); `done(logged)`
-    follows the last call.
+    follows the last call.  An exception of the monitor's own work goes to
+    `fail(exc)` once the step is complete (every big parameter stepped, every
+    gradient back), and the hooks do nothing from then on; the closure's own
+    exceptions are the caller's and propagate.
     """
 
-    def __init__(self, optimizer, watched, every_n, start, one_by_one, reduce, done):
+    def __init__(self, optimizer, watched, every_n, start, one_by_one, reduce, done, fail):
         self._opt = optimizer
         self._watched = watched
         self._every_n = every_n
         self.t = start
         self._one_by_one = one_by_one
-        self._reduce = reduce
-        self._done = done
+        self._reduce, self._done, self._fail = reduce, done, fail
         self._logged = None
+        self._error = None
+        self._active = True
         self._inside = False  # the post-hook's own steps of big parameters
+        self._running = 0  # hooks of this object on the stack
         self.peak_snapshot_bytes = 0  # largest copy alive at once at a logged step
         self._handles = [optimizer.register_step_pre_hook(self._pre), optimizer.register_step_post_hook(self._post)]
 
     def remove(self):
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
+        """Unhook.  From inside a hook (a failure) only deactivate: the optimizer is iterating
+        over its hooks, and removing one then would break that step; they stay as no-ops."""
+        self._active = False
         self._give_back()
+        if not self._running:
+            for handle in self._handles:
+                handle.remove()
+            self._handles = []
 
     def _give_back(self):
         """A step that raised left its big gradients aside: return them."""
@@ -141,37 +150,61 @@ class StepHooks:
             if w.row in logged.grads:
                 w.param.grad = logged.grads.pop(w.row)
 
+    def _safely(self, fn, *args):
+        if self._error is None:
+            try:
+                return fn(*args)
+            except Exception as e:  # the monitor's own failure: reported once the step is done
+                self._error = e
+        return None
+
     def _pre(self, optimizer, args, kwargs):
-        if self._inside or self.t % self._every_n:
+        if not self._active or self._inside or self.t % self._every_n:
             return None
-        self._give_back()
-        closure, changed = _closure_of(args, kwargs), None
-        loss = None
-        if closure is not None and self._one_by_one:  # these classes evaluate it exactly once
-            with torch.enable_grad():
-                loss = closure()
-            changed = _with_closure(args, kwargs, lambda: loss)
-            closure = None
-        self._logged = LoggedStep(self.t + 1, self._watched, self._one_by_one, grads_known=closure is None)
-        self._logged.loss = loss
-        self.peak_snapshot_bytes = max(self.peak_snapshot_bytes, self._logged.snapshot_bytes)
-        return changed
+        self._running += 1
+        try:
+            self._give_back()
+            closure, changed = _closure_of(args, kwargs), None
+            loss = None
+            if closure is not None and self._one_by_one:  # these classes evaluate it exactly once
+                with torch.enable_grad():
+                    loss = closure()
+                changed = _with_closure(args, kwargs, lambda: loss)
+                closure = None
+            self._logged = self._safely(LoggedStep, self.t + 1, self._watched, self._one_by_one, closure is None)
+            if self._logged is not None:
+                self._logged.loss = loss
+                self.peak_snapshot_bytes = max(self.peak_snapshot_bytes, self._logged.snapshot_bytes)
+            return changed
+        finally:
+            self._running -= 1
 
     def _post(self, optimizer, args, kwargs):
-        if self._inside:
+        if self._inside or not self._active:
             return
         self.t += 1
         logged, self._logged = self._logged, None
-        if logged is None:
+        if logged is None and self._error is None:
             return
-        logged.settle()
-        if logged.small:
-            self._reduce(logged, [(w, logged.old.pop(w.row)) for w in logged.small])
-        if logged.big:
-            self._one_at_a_time(logged, args, kwargs)
-        self._done(logged)
+        self._running += 1
+        try:
+            if logged is not None:
+                logged.settle()
+                if logged.small:
+                    self._safely(self._reduce, logged, [(w, logged.old.pop(w.row)) for w in logged.small])
+                if logged.big:
+                    self._one_at_a_time(logged, args, kwargs)
+                self._safely(self._done, logged)
+            error, self._error = self._error, None
+            if error is not None:
+                self._active = False
+                self._fail(error)
+        finally:
+            self._running -= 1
 
     def _one_at_a_time(self, logged, args, kwargs):
+        """Step each big parameter alone (always: the update must happen), reducing it if
+        nothing failed."""
         optimizer = self._opt
         step = getattr(type(optimizer).step, "__wrapped__", None)  # the class's step without hooks
         others = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
@@ -181,14 +214,16 @@ class StepHooks:
         self._inside = True
         try:
             for w in logged.big:
-                old = local(w.param).detach().reshape(-1).to(torch.float32, copy=True)
-                self.peak_snapshot_bytes = max(self.peak_snapshot_bytes, logged.snapshot_bytes + old.nbytes)
+                old = self._safely(lambda: local(w.param).detach().reshape(-1).to(torch.float32, copy=True))
+                if old is not None:
+                    self.peak_snapshot_bytes = max(self.peak_snapshot_bytes, logged.snapshot_bytes + old.nbytes)
                 w.param.grad = logged.grads[w.row]
                 if step is not None:
                     step(*args, **kwargs)
                 else:
                     optimizer.step(*args[1:], **kwargs)
-                self._reduce(logged, [(w, old)])
+                if old is not None:
+                    self._safely(self._reduce, logged, [(w, old)])
                 w.param.grad = None
                 del old
         finally:

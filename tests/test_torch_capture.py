@@ -33,10 +33,10 @@ def deterministic():
     torch.use_deterministic_algorithms(before)
 
 
-def _weights_and_state(tmp_path, make_opt, monitored, steps=6, closure=False):
+def _weights_and_state(tmp_path, make_opt, monitored, steps=6, closure=False, on_error="raise"):
     model = th.mlp()
     opt = make_opt(model.parameters())
-    monitor = tbs.StepSizeMonitor(str(tmp_path), opt, model=model, on_error="raise") if monitored else None
+    monitor = tbs.StepSizeMonitor(str(tmp_path), opt, model=model, on_error=on_error) if monitored else None
     if closure:
         for x, y in th.batches(steps):
             def loss_fn():
@@ -138,3 +138,24 @@ def test_a_step_that_raises_gives_the_gradients_back(tmp_path, monkeypatch):
         opt.step()
     monitor.close()
     assert all(torch.equal(p.grad, g) for p, g in zip(model.parameters(), grads))
+
+
+@pytest.mark.parametrize("big", [False, True], ids=["small", "one_at_a_time"])
+def test_a_failing_reduction_warns_once_and_training_goes_on_unchanged(tmp_path, monkeypatch, deterministic, big):
+    if big:
+        monkeypatch.setattr(torch_capture, "SMALL_MAX", 16)
+        monkeypatch.setattr(torch_reduce, "SMALL_MAX", 16)
+    plain = _weights_and_state(tmp_path / "plain", VARIANTS["adam"], False)
+    calls = []
+
+    def broken(self, logged, pairs):
+        calls.append(logged.t)
+        if logged.t == 3:
+            raise RuntimeError("device lost")
+
+    monkeypatch.setattr(torch_reduce.Reducer, "add", broken)
+    with pytest.warns(UserWarning, match="reducing a logged update failed: RuntimeError: device lost") as caught:
+        watched = _weights_and_state(tmp_path / "watched", VARIANTS["adam"], True, on_error="warn")
+    assert len([w for w in caught if "tb_stepsize" in str(w.message)]) == 1
+    assert _identical(plain[0], watched[0]) and _identical(plain[1], watched[1])  # every parameter still stepped
+    assert max(calls) == 3 and not watched[2].enabled
