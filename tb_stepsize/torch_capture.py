@@ -72,6 +72,7 @@ class LoggedStep:
     def __init__(self, t, watched, one_by_one, grads_known=True):
         self.t = t
         self.loss = None
+        self.skipped = self.count = None  # GradScaler's found_inf, the optimizer's step count
         lr = watched[0].group["lr"]  # set by any scheduler for this step; group 0's is the run's scalar
         self.lr = lr.detach().clone() if torch.is_tensor(lr) else float(lr)
         # Before a closure ran (an optimizer that evaluates it itself), gradients are not known
@@ -190,6 +191,7 @@ class StepHooks:
         try:
             if logged is not None:
                 logged.settle()
+                self._note_skip(logged, kwargs)
                 if logged.small:
                     self._safely(self._reduce, logged, [(w, logged.old.pop(w.row)) for w in logged.small])
                 if logged.big:
@@ -201,6 +203,15 @@ class StepHooks:
                 self._fail(error)
         finally:
             self._running -= 1
+
+    def _note_skip(self, logged, kwargs):
+        """A fused optimizer under GradScaler gets `found_inf` and skips the update itself
+        (rolling its step count back): keep both, read with the results (no sync here)."""
+        found_inf = kwargs.get("found_inf", getattr(self._opt, "found_inf", None))  # GradScaler sets it for the step
+        first = next((w for w, u in zip(self._watched, logged.updated) if u), None)
+        if torch.is_tensor(found_inf) and first is not None and "step" in self._opt.state.get(first.param, {}):
+            logged.skipped = found_inf.detach().clone()
+            logged.count = self._opt.state[first.param]["step"].detach().clone()
 
     def _one_at_a_time(self, logged, args, kwargs):
         """Step each big parameter alone (always: the update must happen), reducing it if

@@ -39,18 +39,28 @@ def ops_on(device):
 
 
 class Result:
-    """One logged update on the device: `stats[m]` `[L, S]`, `hists[m]` `[L, HIST_BINS]`."""
+    """One logged update on the device: `stats[m]` `[L, S]`, `hists[m]` `[L, HIST_BINS]`.
 
-    def __init__(self, step, stats, hists, lr, loss):
+    `skipped` and `count` (device scalars or None) come from a step that got
+    GradScaler's `found_inf` (fused optimizers): a step with infinite
+    gradients did not update, and the optimizer's own count numbers the steps.
+    """
+
+    def __init__(self, step, stats, hists, lr, loss, skipped=None, count=None):
         self.step, self.stats, self.hists, self.lr, self.loss = step, stats, hists, lr, loss
+        self.skipped, self.count = skipped, count
+
+    def scalars(self):
+        return (self.lr, self.loss, self.skipped, self.count)
 
     def tensors(self):
-        scalars = [torch.as_tensor(x, dtype=torch.float64).reshape(1) for x in (self.lr, self.loss) if x is not None]
+        scalars = [torch.as_tensor(x, dtype=torch.float64).reshape(1) for x in self.scalars() if x is not None]
         return [*self.stats.values(), *self.hists.values(), *scalars]
 
 
 def to_host(results):
-    """`[(step, stats, hists, lr, loss)]` as numpy, from one device-to-host copy of everything."""
+    """`[(step, stats, hists, lr, loss)]` as numpy, from one device-to-host copy of everything
+    (skipped steps left out)."""
     tensors = [t.detach() for r in results for t in r.tensors()]
     device = tensors[0].device
     flat = torch.cat([t.to(device=device, dtype=torch.float64).reshape(-1) for t in tensors]).cpu().numpy()
@@ -65,9 +75,9 @@ def to_host(results):
     for r in results:
         stats = {m: take(s, "float32") for m, s in r.stats.items()}
         hists = {m: take(h, "int64") for m, h in r.hists.items()}
-        lr = float(take(torch.empty(1), "float64")[0]) if r.lr is not None else None
-        loss = float(take(torch.empty(1), "float64")[0]) if r.loss is not None else None
-        out.append((r.step, stats, hists, lr, loss))
+        lr, loss, skipped, count = (float(take(torch.empty(1), "float64")[0]) if x is not None else None for x in r.scalars())
+        if not skipped:
+            out.append((r.step if count is None else int(count), stats, hists, lr, loss))
     return out
 
 
@@ -212,4 +222,4 @@ class Reducer:
                 stats[m][index] = (s[m] if elementwise else c[m].reshape(-1, 1)).to(torch.float32)
                 if elementwise:
                     hists[m][index] = h[m].to(torch.int32)
-        return Result(logged.t, stats, hists, logged.lr, logged.loss)
+        return Result(logged.t, stats, hists, logged.lr, logged.loss, logged.skipped, logged.count)
