@@ -150,7 +150,10 @@ class Reducer:
         parts = None
         if self._rule is not None:
             parts = {k: torch.cat([p[2][k].reshape(-1) for p in pieces]) for k in pieces[0][2]}
-        ids = torch.repeat_interleave(torch.arange(len(pairs), device=device, dtype=torch.int32), torch.tensor(sizes, device=device))
+        # output_size: no device-to-host read of the total (a sync on CUDA)
+        ids = torch.repeat_interleave(
+            torch.arange(len(pairs), device=device, dtype=torch.int32), torch.tensor(sizes, device=device), output_size=sum(sizes)
+        )
         counts = torch.tensor(sizes, dtype=torch.float32, device=device)
         return update_stats.reduce_update(ops, old, new, parts, None, ids, len(pairs), counts, self._wanted)
 
