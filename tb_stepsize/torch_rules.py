@@ -92,13 +92,14 @@ def _radam(group, state, t, lr, get):
     bc1, bc2 = 1 - b1**t, 1 - b2**t
     rho_inf = 2 / (1 - b2) - 1
     rho_t = rho_inf - 2 * t * b2**t / bc2
-    v = get("exp_avg_sq")
-    m = get("exp_avg")
-    plain = torch.full_like(m, 1.0) * (lr / bc1)
-    if torch.is_tensor(rho_t) or rho_t > 5.0:
+    v, m = get("exp_avg_sq"), get("exp_avg")
+    plain = torch.zeros_like(m) + lr / bc1  # rectification off: an un-adapted momentum step
+    if torch.is_tensor(rho_t):  # capturable: both branches on the device, no host read of rho_t
         rect = (abs(rho_t - 4) * abs(rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * abs(rho_t))) ** 0.5
-        adapted = lr * rect * bc2**0.5 / (bc1 * (torch.sqrt(v) + group["eps"]))
-        eff = torch.where(torch.as_tensor(rho_t > 5.0, device=m.device), adapted, plain) if torch.is_tensor(rho_t) else adapted
+        eff = torch.where(rho_t > 5.0, lr * rect * bc2**0.5 / (bc1 * (torch.sqrt(v) + group["eps"])), plain)
+    elif rho_t > 5.0:
+        rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+        eff = lr * rect * bc2**0.5 / (bc1 * (torch.sqrt(v) + group["eps"]))
     else:
         eff = plain
     return eff, m * eff, _safe_ratio(get("grad"), v / bc2)
