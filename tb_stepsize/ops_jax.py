@@ -44,7 +44,7 @@ class JaxOps(ArrayApiOps):
         return jax.ops.segment_sum(data, segment_ids, num_segments=segments)
 
     def take(self, table, indices):
-        return jnp.take(table, indices, mode="clip")
+        return jnp.take(table, indices, axis=0, mode="clip")
 
 
 OPS = JaxOps()

@@ -10,9 +10,9 @@ updates, read by the host) and decides how each variable is reduced:
   the start of the update and their gradients come in one list; otherwise
   (one copy of a replicated variable) each leaves its "before" values and
   gradient in a scratch vector at a fixed offset from its own update;
-* a large variable is reduced on its own, chunk by chunk, in two passes
-  (see `stats_kernel`), so its temporaries are a few chunks, not copies of
-  the variable.
+* a large variable is reduced on its own, chunk by chunk, in one pass
+  (`stats_kernel.OnePass`), so its temporaries are a few chunks, not copies
+  of the variable, and each element is read once.
 
 The metrics and statistics are the framework-neutral `update_stats` and
 `stats_kernel` run on TensorFlow tensors (`ops_tf`): every backend computes
@@ -124,10 +124,9 @@ class Reducer:
             self._decay_mask = tf.constant(np.repeat(decays, [self.sizes[r] for r in self.small_rows]), tf.float32)
             # One fused kernel instead of a few hundred small ops per logged step.
             self._small_summary = tf.function(self._small_summary_fn, jit_compile=True)
-        # Each pass over a chunk of a large variable is one kernel too: its
+        # The pass over a chunk of a large variable is one kernel too: its
         # elementwise metrics fuse instead of each filling a chunk-sized array.
-        self._first_pass = tf.function(self._first_pass_fn, jit_compile=True)
-        self._second_pass = tf.function(self._second_pass_fn, jit_compile=True)
+        self._chunk_pass = tf.function(self._chunk_pass_fn, jit_compile=True)
 
     @staticmethod
     def _flat_concat(xs):
@@ -173,7 +172,7 @@ class Reducer:
         def cut(start, size):
             """The `_elementwise` arguments for elements [start, start + size).
 
-            Cut outside the compiled passes, so that they see chunk-sized
+            Cut outside the compiled pass, so that it sees chunk-sized
             arrays: compiled once per chunk size, not per variable size.
             """
             piece = lambda x: tf.slice(x, [start], [size])  # noqa: E731
@@ -181,39 +180,26 @@ class Reducer:
 
         sum_names = ("delta_sq", "old_sq") + (() if self.rule is None else ("lost", "norm_sq"))
         carry = (
-            {m: stats_kernel.Partials.empty(OPS, 1).as_tuple() for m in self.element_metrics},
+            {m: stats_kernel.OnePass.empty(OPS).as_tuple() for m in self.element_metrics},
             {k: tf.zeros([]) for k in sum_names},
         )
-        partials, totals = _over_chunks(n, self.chunk, lambda start, size, c: self._first_pass(c, cut(start, size)), carry)
-        partials = {m: stats_kernel.Partials(*p) for m, p in partials.items()}
-        targets = {m: stats_kernel.QuantileTargets(OPS, p) for m, p in partials.items()}
-        tables = {m: t.table for m, t in targets.items()}
-        fine = _over_chunks(
-            n,
-            self.chunk,
-            lambda start, size, f: self._second_pass(f, tables, cut(start, size)),
-            {m: tf.zeros([1, 2 * len(metadata.QUANTILES), 64], tf.int32) for m in partials},
-        )
-        for m, p in partials.items():
-            _put(self.stats[m], [slot, row], stats_kernel.finish(OPS, p, targets[m], fine[m])[0])
-            _put(self.hists[m], [slot, row], p.hist[0])
+        summaries, totals = _over_chunks(n, self.chunk, lambda start, size, c: self._chunk_pass(c, cut(start, size)), carry)
+        for m, summary in summaries.items():
+            stats, hist = stats_kernel.OnePass(*summary).finish(OPS)
+            _put(self.stats[m], [slot, row], stats[0])
+            _put(self.hists[m], [slot, row], hist[0])
         for m, value in self._scalars(totals, float(n)).items():
             _put(self.stats[m], [slot, row], tf.reshape(value, [1]))
 
-    def _first_pass_fn(self, carry, chunk):
-        """Add one chunk to the running `Partials` and sums (compiled with XLA)."""
+    def _chunk_pass_fn(self, carry, chunk):
+        """Add one chunk to the running one-pass summaries and sums (compiled with XLA)."""
         values, terms = self._elementwise(*chunk)
-        partials, totals = carry
-        partials = {
-            m: stats_kernel.Partials(*partials[m]).merge(stats_kernel.Partials.of(OPS, values[m]), OPS).as_tuple()
+        summaries, totals = carry
+        summaries = {
+            m: stats_kernel.OnePass(*summaries[m]).merge(stats_kernel.OnePass.of(OPS, values[m]), OPS).as_tuple()
             for m in values
         }
-        return partials, {k: totals[k] + OPS.accurate_sum(terms[k]) for k in totals}
-
-    def _second_pass_fn(self, fine, tables, chunk):
-        """Add one chunk's quantile sub-bin counts (compiled with XLA)."""
-        values, _ = self._elementwise(*chunk)
-        return {m: fine[m] + stats_kernel.fine_counts(OPS, values[m], tables[m]) for m in fine}
+        return summaries, {k: totals[k] + OPS.accurate_sum(terms[k]) for k in totals}
 
     def _scalars(self, sums, n):
         """Per-layer scalar metrics from sums of `_elementwise` terms over `n` elements."""

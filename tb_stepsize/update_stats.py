@@ -81,27 +81,21 @@ def reduce_update(ops, old, new, parts=None, decay=None, segment_ids=None, segme
 def reduce_chunked(ops, n, piece, chunk, wanted=ALL_METRICS):
     """`reduce_update` of one big variable of `n` elements, `chunk` at a time, so
     temporaries stay chunk-sized.  `piece(start, size)` returns that slice's
-    `(old, new, parts, decay)`.  Two passes (the quantiles' second pass needs
-    the first's targets); an eager Python loop -- under `jax.jit` compose the
-    `stats_kernel` functions with the framework's own loop instead."""
-    starts = range(0, n, chunk)
-    partials, sums = None, None
-    for start in starts:
+    `(old, new, parts, decay)`.  One pass (`stats_kernel.OnePass`) in an eager
+    Python loop -- under `jax.jit` fold `OnePass.of`/`merge` with the
+    framework's own loop instead."""
+    summaries, sums = None, None
+    for start in range(0, n, chunk):
         metrics, terms = update_terms(ops, *piece(start, min(chunk, n - start)), wanted=wanted)
-        first = {m: stats_kernel.Partials.of(ops, x) for m, x in metrics.items()}
+        first = {m: stats_kernel.OnePass.of(ops, x) for m, x in metrics.items()}
         chunk_sums = {k: ops.accurate_sum(v) for k, v in terms.items()}
-        if partials is None:
-            partials, sums = first, chunk_sums
+        if summaries is None:
+            summaries, sums = first, chunk_sums
         else:
-            partials = {m: partials[m].merge(p, ops) for m, p in first.items()}
+            summaries = {m: summaries[m].merge(p, ops) for m, p in first.items()}
             sums = {k: sums[k] + v for k, v in chunk_sums.items()}
-    targets = {m: stats_kernel.QuantileTargets(ops, p) for m, p in partials.items()}
-    fine = None
-    for start in starts:
-        metrics, _ = update_terms(ops, *piece(start, min(chunk, n - start)), wanted=wanted)
-        counts = {m: stats_kernel.fine_counts(ops, metrics[m], targets[m].table) for m in partials}
-        fine = counts if fine is None else {m: fine[m] + counts[m] for m in counts}
-    stats = {m: stats_kernel.finish(ops, p, targets[m], fine[m]) for m, p in partials.items()}
-    hists = {m: p.hist for m, p in partials.items()}
+    stats, hists = {}, {}
+    for m, summary in summaries.items():
+        stats[m], hists[m] = summary.finish(ops)
     scalars = layer_scalars(ops, {k: ops.reshape(v, (1,)) for k, v in sums.items()}, float(n), wanted)
     return stats, hists, scalars
