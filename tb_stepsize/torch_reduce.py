@@ -134,11 +134,8 @@ class Reducer:
         if small:
             self._open.append(([w.row for w, _ in small], *self._together(ops, small)))
         for w, old in pairs:
-            if w.numel() > CHUNK:
+            if w.numel() > SMALL_MAX:  # one pass over each chunk (the formula computed once)
                 out = update_stats.reduce_chunked(ops, w.numel(), self._piece(w, old), CHUNK, self._wanted)
-                self._open.append(([w.row], *out))
-            elif w.numel() > SMALL_MAX:  # one chunk: one pass over the formula
-                out = update_stats.reduce_update(ops, *self._piece(w, old)(0, w.numel()), wanted=self._wanted)
                 self._open.append(([w.row], *out))
 
     def _together(self, ops, pairs):

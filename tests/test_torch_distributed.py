@@ -8,6 +8,7 @@ also with the shards reduced in chunks of 5 elements and an uneven shard
 (3 output rows over 2 ranks).  Weights are float64 (see the helper).
 """
 
+import glob
 import os
 import re
 import subprocess
@@ -30,7 +31,8 @@ def _train(where, log_dir, *options):
         env=dict(os.environ, PYTHONWARNINGS="ignore"),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    ranks = {int(m[1]): dict(logged=int(m[2]), enabled=int(m[3]), collectives=int(m[4]), weights=m[5]) for m in LINE.finditer(proc.stdout)}
+    reports = "".join(open(f).read() for f in glob.glob(f"{log_dir}.rank*"))
+    ranks = {int(m[1]): dict(logged=int(m[2]), enabled=int(m[3]), collectives=int(m[4]), weights=m[5]) for m in LINE.finditer(reports)}
     return ranks, tb_stepsize.load(str(log_dir))
 
 

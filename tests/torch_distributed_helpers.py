@@ -5,8 +5,8 @@
 WHERE: `single` (one process, the whole global batch), `ddp`
 (DistributedDataParallel, each of 2 ranks half the batch) or `fsdp`
 (FSDP2 `fully_shard` on each layer and the root, each rank half the
-batch).  Every rank prints one line `rank R logged L enabled E collectives C
-weights H`.  Weights are float64, so that the ranks' gradient averaging
+batch).  Every rank writes one line `rank R logged L enabled E collectives C
+weights H` into the file LOG_DIR.rankR.  Weights are float64, so that the ranks' gradient averaging
 in another order than one process differs far below the float32 rounding of
 what tb_stepsize records; the output layer has 3 units, so FSDP2 shards it
 unevenly (2 + 1 rows).
@@ -66,11 +66,12 @@ def train(rank, world, where, log_dir, port, chunk, every_n):
     combiner = getattr(getattr(monitor, "_reducer", None), "_combiner", None)
     full = [p.full_tensor() if hasattr(p, "full_tensor") else p for p in net.parameters()]
     weights = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in full)).hexdigest()[:16]
-    print(
+    report = (
         f"rank {rank} logged {monitor.logged_steps} enabled {int(enabled)} "
-        f"collectives {combiner.collectives if combiner else 0} weights {weights}",
-        flush=True,
+        f"collectives {combiner.collectives if combiner else 0} weights {weights}\n"
     )
+    with open(f"{log_dir}.rank{rank}", "w") as f:  # not stdout: two processes' lines could interleave
+        f.write(report)
     if world > 1:
         dist.destroy_process_group()
 
