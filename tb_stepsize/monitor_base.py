@@ -1,13 +1,16 @@
 """What every monitor (Keras on each backend, plain PyTorch) checks the same way.
 
-Argument checks, the writable-directory check, include/exclude selection and
-the error type: one definition, so every monitor accepts and refuses the
-same things with the same messages.  No framework import.
+Argument checks, the writable-directory check, include/exclude selection,
+the error type and the failure / flush / close life cycle (`Lifecycle`):
+one definition, so every monitor accepts, refuses, fails and closes the
+same way with the same messages.  No framework import.
 """
 
+import atexit
 import os
 import re
 import tempfile
+import warnings
 
 from tb_stepsize import metadata
 
@@ -46,3 +49,86 @@ def select(named, include, exclude):
         for name, item in named
         if (inc is None or inc.search(name)) and (exc is None or not exc.search(name))
     ]
+
+
+class Lifecycle:
+    """How a monitor fails, flushes and closes: the same for every monitor.
+
+    A subclass sets `enabled`, `_on_error`, `_failed = False`, `_writer`
+    (a `summary.StepWriter` or None) and `_live` (`live_findings.LiveFindings`
+    or None), and provides `_collect()` (pull and write what is pending),
+    `_flush_file()` (flush the event file) and `_release()` (stop recording:
+    remove hooks).  Nothing here may break training: a failure is one warning
+    (or `MonitorError` with `on_error="raise"`), after which the monitor
+    records nothing more.
+    """
+
+    def _fail(self, message):
+        """Stop recording for good, then warn once (or raise)."""
+        first, self._failed = not self._failed, True
+        self._shutdown()
+        if not first:  # e.g. closing the file failed too while failing: one report only
+            return
+        if self._on_error == "raise":
+            raise MonitorError(message)
+        warnings.warn(f"tb_stepsize: {message}; step sizes are not recorded.", stacklevel=3)
+
+    def _shutdown(self):
+        """Stop recording and close the event file, without flushing."""
+        self.enabled = False
+        self._release()
+        writer, self._writer = self._writer, None
+        atexit.unregister(self.close)
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception as e:  # e.g. the disk filled up: what was flushed stays readable
+                self._fail(f"closing the event file failed: {type(e).__name__}: {e}")
+
+    def collect(self):
+        """Pull logged updates from the device, write them and report new findings."""
+        if not self.enabled:
+            return
+        try:
+            self._collect()
+        except Exception as e:  # never let the monitor break training
+            self._fail(f"writing step sizes failed: {type(e).__name__}: {e}")
+        self._report()
+
+    def _report(self, force=False):
+        """Evaluate the findings rules on what was pulled; outside `collect`'s guard, so
+        that an exception of `on_finding` reaches the caller."""
+        if self._live is not None:
+            self._live.check(force)
+
+    @property
+    def findings(self):
+        """The findings reported during training so far (`findings.Finding`), in the order reported."""
+        return list(self._live.found) if self._live is not None else []
+
+    @property
+    def stop_requested(self):
+        """True once a finding of a kind in `stop_on` was reported."""
+        return self._live is not None and self._live.stop_requested
+
+    def flush(self):
+        """Write everything logged so far to disk (and report every new finding)."""
+        self.collect()
+        if self._writer is not None:
+            try:
+                self._flush_file()
+            except Exception as e:  # a full disk, a removed log_dir: never break training
+                self._fail(f"flushing the event file failed: {type(e).__name__}: {e}")
+        self._report(force=True)
+
+    def close(self):
+        """Write what is pending, close the event file and stop recording (twice is fine)."""
+        if self.enabled:
+            self.flush()
+        self._shutdown()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

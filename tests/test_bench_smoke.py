@@ -49,3 +49,9 @@ def test_many_variables_bench_smoke():
 def test_kernel_bench_smoke():
     out = run("bench_kernel.py", "--quick")
     assert "| OnePass.of |" in out and "| update, 3 metrics |" in out
+
+
+def test_torch_overhead_bench_smoke():
+    pytest.importorskip("torch")
+    out = run("bench_torch_overhead.py", "--smoke")
+    assert "every_n=100" in out and "\n       cnn1m " in out and "\n transformer " in out
