@@ -81,7 +81,7 @@ def _recording_device(strategy):
     return None
 
 
-class StepSizeMonitor:
+class StepSizeMonitor(monitor_base.Lifecycle):
     """Records per-layer step sizes of the updates `optimizer` applies.
 
     Args:
@@ -159,29 +159,15 @@ class StepSizeMonitor:
             self._fail(f"setting up failed: {type(e).__name__}: {e}")
 
     # ----------------------------------------------------------------- set-up
-    def _fail(self, message):
-        """Stop recording for good, then warn once (or raise)."""
-        first, self._failed = not self._failed, True
-        self._shutdown()
-        if not first:  # e.g. closing the file failed too while failing: one report only
-            return
-        if self._on_error == "raise":
-            raise MonitorError(message)
-        warnings.warn(f"tb_stepsize: {message}; step sizes are not recorded.", stacklevel=3)
-
-    def _shutdown(self):
-        """Stop recording and release the optimizer and the event file, without flushing."""
-        self.enabled = False
+    def _release(self):
+        """Stop recording: the device stops logging, the optimizer is unhooked (`Lifecycle`)."""
         if hasattr(self, "_active"):
             self._active.assign(False)
         self._uninstall()
-        writer, self._writer = self._writer, None
-        atexit.unregister(self.close)
-        if writer is not None:
-            try:
-                writer.close()
-            except Exception as e:  # e.g. the disk filled up: what was flushed stays readable
-                self._fail(f"closing the event file failed: {type(e).__name__}: {e}")
+
+    @property
+    def _live(self):
+        return self._host.live if self._host is not None else None
 
     def _attach(self, log_dir, optimizer, variables, include, exclude, metrics, histograms, max_pending, steps_per_call):
         inner = getattr(optimizer, "inner_optimizer", optimizer)
@@ -269,32 +255,6 @@ class StepSizeMonitor:
         if due or self._pending + self._per_call > self._capacity:
             self.collect()
 
-    def collect(self):
-        """Pull logged updates from the device, write them and report new findings."""
-        if not self.enabled:
-            return
-        try:
-            self._collect()
-        except Exception as e:  # never let the monitor break training
-            self._fail(f"writing step sizes failed: {type(e).__name__}: {e}")
-        self._report()
-
-    def _report(self, force=False):
-        """Evaluate the findings rules on what was pulled; outside `collect`'s
-        guard, so that an exception of `on_finding` reaches the caller."""
-        if self._host is not None:
-            self._host.live.check(force)
-
-    @property
-    def findings(self):
-        """The findings reported during training so far (`findings.Finding`), in the order reported."""
-        return list(self._host.live.found) if self._host is not None else []
-
-    @property
-    def stop_requested(self):
-        """True once a finding of a kind in `stop_on` was reported."""
-        return self._host is not None and self._host.live.stop_requested
-
     def _collect(self):
         written = self._host.pull()
         self.host_reads += 1
@@ -327,25 +287,3 @@ class StepSizeMonitor:
             self._calls_host = int(keras_internals.apply_calls(self._optimizer).numpy())
             self._active.assign(True)
             self._paused = False
-
-    def flush(self):
-        """Write everything logged so far to disk (and report every new finding)."""
-        self.collect()
-        if self._writer is not None:
-            try:
-                self._flush_file()
-            except Exception as e:  # a full disk, a removed log_dir: never break training
-                self._fail(f"flushing the event file failed: {type(e).__name__}: {e}")
-        self._report(force=True)
-
-    def close(self):
-        """Write what is pending, close the event file and unhook the optimizer."""
-        if self.enabled:
-            self.flush()
-        self._shutdown()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
