@@ -138,25 +138,11 @@ class StepSizeMonitor(monitor_base.Lifecycle):
         on_finding=None,
         stop_on=(),
     ):
-        monitor_base.check_arguments(on_error, every_n_steps, metrics, on_finding)
-        self._findings_args = dict(on_finding=on_finding, stop_on=live_findings.check_stop_on(stop_on), interval=flush_secs)
-        self.every_n_steps = int(every_n_steps)
-        self._on_error = on_error
-        self._flush_secs = flush_secs
-        self.enabled = False
+        self._configure(every_n_steps, metrics, flush_secs, on_error, on_finding, stop_on)
         self._paused = False
-        self.host_reads = 0  # buffer pulls, a host/device sync each
-        self.logged_steps = 0
-        self._writer = None
         self._hooks = None
         self._host = None  # pulls and writes (`host_side`)
-        self._failed = False
-        try:
-            self._attach(log_dir, optimizer, variables, include, exclude, metrics, histograms, max_pending, steps_per_call)
-        except MonitorError as e:
-            self._fail(str(e))
-        except Exception as e:  # never let the monitor break training
-            self._fail(f"setting up failed: {type(e).__name__}: {e}")
+        self._attach_guarded(log_dir, optimizer, variables, include, exclude, metrics, histograms, max_pending, steps_per_call)
 
     # ----------------------------------------------------------------- set-up
     def _release(self):

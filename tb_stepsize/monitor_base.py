@@ -12,7 +12,7 @@ import re
 import tempfile
 import warnings
 
-from tb_stepsize import metadata
+from tb_stepsize import live_findings, metadata
 
 
 class MonitorError(RuntimeError):
@@ -62,6 +62,28 @@ class Lifecycle:
     (or `MonitorError` with `on_error="raise"`), after which the monitor
     records nothing more.
     """
+
+    def _configure(self, every_n_steps, metrics, flush_secs, on_error, on_finding, stop_on):
+        """Check and keep the arguments every monitor takes; nothing recorded yet."""
+        check_arguments(on_error, every_n_steps, metrics, on_finding)
+        self._findings_args = dict(on_finding=on_finding, stop_on=live_findings.check_stop_on(stop_on), interval=flush_secs)
+        self.every_n_steps = int(every_n_steps)
+        self._on_error = on_error
+        self._flush_secs = flush_secs
+        self.enabled = False
+        self._failed = False
+        self._writer = None
+        self.host_reads = 0  # pulls of logged updates to the host (a host/device sync each)
+        self.logged_steps = 0
+
+    def _attach_guarded(self, *args):
+        """`self._attach(*args)`; a failure is one warning (or `MonitorError`), never a crash."""
+        try:
+            self._attach(*args)
+        except MonitorError as e:
+            self._fail(str(e))
+        except Exception as e:  # never let the monitor break training
+            self._fail(f"setting up failed: {type(e).__name__}: {e}")
 
     def _fail(self, message):
         """Stop recording for good, then warn once (or raise)."""

@@ -107,25 +107,12 @@ class StepSizeMonitor(monitor_base.Lifecycle):
         on_finding=None,
         stop_on=(),
     ):
-        monitor_base.check_arguments(on_error, every_n_steps, metrics, on_finding)
-        self._findings_args = dict(on_finding=on_finding, stop_on=live_findings.check_stop_on(stop_on), interval=flush_secs)
-        self.every_n_steps = int(every_n_steps)
-        self._on_error = on_error
-        self._flush_secs = flush_secs
+        self._configure(every_n_steps, metrics, flush_secs, on_error, on_finding, stop_on)
         self._max_pending = max(1, int(max_pending))
-        self.enabled = False
-        self.host_reads = 0  # pulls of device results to the host
-        self.logged_steps = 0
-        self._hooks = self._output = self._writer = self._live = None
+        self._hooks = self._output = self._live = None
         self._pending = []  # logged updates on the device, not pulled yet
         self._peak_snapshot_bytes = self._steps = 0
-        self._failed = False
-        try:
-            self._attach(log_dir, optimizer, model, include, exclude, metrics, histograms)
-        except MonitorError as e:
-            self._fail(str(e))
-        except Exception as e:  # never let the monitor break training
-            self._fail(f"setting up failed: {type(e).__name__}: {e}")
+        self._attach_guarded(log_dir, optimizer, model, include, exclude, metrics, histograms)
 
     def _release(self):
         hooks, self._hooks = self._hooks, None

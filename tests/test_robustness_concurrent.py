@@ -14,7 +14,6 @@ Per loader (Python multiplexer, Rust data server), one `tensorboard
   change, no error.  When the writer ends, the run equals `load`.
 """
 
-import json
 import os
 import random
 import subprocess

@@ -33,7 +33,6 @@ import threading
 import time
 
 import numpy as np
-import pytest
 
 import plugin_helpers as h
 import robustness_helpers as rh
