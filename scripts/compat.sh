@@ -25,7 +25,8 @@ stack_spec() {
 
 capture_tests() {  # the capture checks of a stack
   case "$1" in
-    notf) echo "tests/test_stats_kernel.py tests/test_update_stats.py tests/test_records.py tests/test_monitor_base.py" ;;
+    notf) echo "tests/test_stats_kernel.py tests/test_update_stats.py tests/test_records.py tests/test_monitor_base.py" \
+      tests/test_torch_*.py tests/test_lightning.py tests/test_backends.py ;;
     *) echo "tests/test_exactness.py tests/test_callback.py" ;;
   esac
 }

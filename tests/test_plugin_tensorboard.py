@@ -1,7 +1,7 @@
 """The plugin inside a real `tensorboard` process, with both data loaders.
 
 A tiny Keras model is trained with the real `StepSizeCallback` (in a
-subprocess); three TensorBoard processes then serve the logdir:
+subprocess, on TensorFlow, or on JAX where TensorFlow is not installed); three TensorBoard processes then serve the logdir:
 
 * `python`: `--load_fast=false` (TensorBoard's Python multiplexer);
 * `rust`: `--load_fast=true` (the Rust data server);
@@ -12,6 +12,7 @@ Every route's values are compared with `tb_stepsize.load` on the same logdir.
 """
 
 import http.client
+import importlib.util
 import json
 import os
 import socket
@@ -138,7 +139,10 @@ class Server:
 def logdir(tmp_path_factory):
     root = tmp_path_factory.mktemp("tb")
     logs = root / "logs"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    # Trained on TensorFlow where it is installed, else on Keras' JAX backend (the
+    # TensorFlow-free stack of scripts/compat.sh): the plugin reads both the same.
+    backend = "tensorflow" if importlib.util.find_spec("tensorflow") else "jax"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND=backend)
     out = subprocess.run(
         [sys.executable, "-c", TRAIN_SCRIPT, str(logs / "train"), ODD_NAME],
         capture_output=True, text=True, timeout=300, env=env,
