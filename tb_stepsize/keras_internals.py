@@ -175,6 +175,27 @@ def decay_one(optimizer, variable):
     BaseOptimizer._apply_weight_decay(optimizer, [variable])
 
 
+def keras_class(optimizer):
+    """The public Keras class `optimizer` was made as.
+
+    On the torch backend `TorchOptimizer.__new__` (keras/src/backend/torch/
+    optimizers/torch_optimizer.py, 3.12-3.15) returns an instance of a
+    subclass from `keras.src.backend.torch.optimizers` (e.g. `torch_adam.Adam`
+    for `keras.optimizers.Adam`) whose fused `_parallel_update_step` computes
+    Keras' own formulas; this maps it back to the class the user asked for.
+    """
+    cls = type(optimizer)
+    if not cls.__module__.startswith(_TORCH_SWAPS):
+        return cls
+    for base in cls.__mro__[1:]:
+        if base.__name__ == cls.__name__ and not base.__module__.startswith(_TORCH_SWAPS):
+            return base
+    return cls
+
+
+_TORCH_SWAPS = "keras.src.backend.torch.optimizers."
+
+
 def _index(optimizer, variable):
     """The variable's position in the slot lists (base_optimizer.py `_get_variable_index`)."""
     return optimizer._get_variable_index(variable)
