@@ -1,0 +1,145 @@
+"""Recording on Keras' JAX backend: the capture inside the compiled train step.
+
+On JAX `fit`'s train step is one pure jitted function: the trainer calls
+`optimizer.stateless_apply(optimizer_variables, grads, trainable_variables)`
+(keras/src/backend/jax/trainer.py `train_step`, 3.12-3.15), which runs the
+ordinary `apply` inside a `StatelessScope`, where every `variable.value` is
+the traced array of this step.  `JaxCapture` replaces two optimizer methods
+on the instance (`keras_internals.Hooks`), so it is traced into the step:
+
+* `_backend_apply_gradients` keeps the traced values of the watched
+  variables before the update (before decoupled weight decay);
+* `_backend_update_step`, after Keras' own update, decides on the device
+  whether this update is logged -- update t = (`_iterations` + 1) //
+  gradient_accumulation_steps, logged when the call completes an update and
+  (t - 1) % every_n_steps == 0 -- and only then (`jax.lax.cond`) reduces
+  each group (`update_groups`, over `ops_jax`) and ships the small
+  summaries to the host with `jax.debug.callback`.  The callback is
+  asynchronous: the step's dispatch does not wait for it, and an unlogged
+  update runs the untaken branch of one conditional and nothing else.
+
+The same hooks record a user's own jitted step that calls
+`optimizer.stateless_apply` (or an eager `optimizer.apply`).  Under a
+`keras.distribution` (DataParallel, ModelParallel) the step is one SPMD
+program over global arrays: the reductions are global, so a sharded
+variable's statistics combine its shards exactly (XLA inserts the
+collectives), and the callback runs once, with the combined summaries.
+
+Large variables are reduced by the kernel directly, each in one call: its
+temporaries are a few arrays of the variable's size, alive only in the
+logged branch (XLA frees them before the next op that needs memory).  The
+ordering of callbacks is not guaranteed across steps (ordered effects are
+refused on several devices), so each carries its step and the monitor sorts.
+"""
+
+import collections
+
+import jax
+import jax.numpy as jnp
+
+from tb_stepsize import keras_internals, ops_jax, update_groups
+from tb_stepsize.backend_monitor import BackendMonitor
+
+
+class JaxCapture:
+    """Hooks one optimizer so that each logged update arrives on the host as numpy summaries.
+
+    `take()` returns what arrived: a list of `(step, learning_rate,
+    [(rows, (stats, hists, scalars))])`.  While not `active` (the monitor
+    is paused or closed) arrivals are dropped: a compiled step keeps its
+    hooks until Keras retraces it.
+    """
+
+    def __init__(self, optimizer, watched, rule, metrics, every_n_steps, accumulation):
+        self._optimizer = optimizer
+        self._rule = rule
+        self._metrics = metrics
+        self._rows = {keras_internals.variable_key(optimizer, v): r for r, v in enumerate(watched)}
+        self.every_n_steps = every_n_steps
+        self._accumulation = accumulation
+        self.active = True
+        self._arrived = collections.deque()  # appended by the runtime's callback thread
+        self._before = None  # (row, variable, traced value before the update) while `apply` is traced
+        self._hooks = keras_internals.Hooks(optimizer, apply_gradients=self._hook_apply, update_all=self._hook_update_all)
+        self._originals = self._hooks.original
+
+    def remove(self):
+        self.active = False
+        self._hooks.remove()
+
+    def resume(self, calls):
+        self.active = True
+
+    def pending(self):
+        return len(self._arrived)
+
+    def take(self, wait=False):
+        """`(updates, syncs)`: what arrived; with `wait`, after every dispatched step ran (one sync)."""
+        if wait:
+            jax.effects_barrier()
+        out = []
+        while self._arrived:
+            out.append(self._arrived.popleft())
+        return out, int(wait)
+
+    # ------------------------------------------------------- traced hooks
+    def _hook_apply(self, grads, trainable_variables):
+        before = []
+        for v in trainable_variables:
+            row = self._rows.get(keras_internals.variable_key(self._optimizer, v))
+            if row is not None:
+                before.append((row, v, v.value))
+        self._before = before
+        try:
+            self._originals["apply_gradients"](grads, trainable_variables)
+        finally:
+            self._before = None
+
+    def _hook_update_all(self, grads, trainable_variables, learning_rate):
+        self._originals["update_all"](grads, trainable_variables, learning_rate)
+        before = self._before
+        if not before:
+            return
+        by_variable = {id(v): g for g, v in zip(grads, trainable_variables)}
+        entries = [(row, v) for row, v, _ in before if id(v) in by_variable]
+        old = {row: value for row, _, value in before}
+        calls = jnp.asarray(keras_internals.apply_calls(self._optimizer).value, jnp.int32) + 1
+        k = self._accumulation
+        t = calls // k
+        log = (calls % k == 0) & ((t - 1) % self.every_n_steps == 0)
+
+        def logged():
+            groups = update_groups.Groups(self._optimizer, entries)
+            results = []
+            for index, group in enumerate(groups.groups):
+                variables = [v for _, v in group]
+                inputs = update_groups.group_inputs(
+                    self._optimizer,
+                    self._rule,
+                    variables,
+                    [old[r] for r, _ in group],
+                    [v.value for v in variables],
+                    [by_variable[id(v)] for v in variables],
+                    learning_rate,
+                )
+                results.append(update_groups.reduce_group(ops_jax.OPS, groups, index, inputs, learning_rate, self._metrics))
+            rows = groups.rows()
+            jax.debug.callback(
+                lambda t, lr, results: self._arrive(t, lr, list(zip(rows, results))),
+                t,
+                jnp.asarray(learning_rate, jnp.float32),
+                results,
+            )
+
+        jax.lax.cond(log, logged, lambda: None)
+
+    def _arrive(self, t, learning_rate, results):
+        if self.active:
+            tree = jax.tree_util.tree_map(lambda x: jax.device_get(x), results)
+            self._arrived.append((int(t), float(learning_rate), tree))
+
+
+class JaxMonitor(BackendMonitor):
+    """`StepSizeMonitor` on Keras' JAX backend (see `backend_monitor`, `JaxCapture`)."""
+
+    _capture_class = JaxCapture

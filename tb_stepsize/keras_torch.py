@@ -1,0 +1,144 @@
+"""Recording on Keras' torch backend: the capture around the eager update.
+
+On torch Keras runs `optimizer.apply` eagerly inside `train_step` (under
+`torch.no_grad`, keras/src/backend/torch/trainer.py, 3.12-3.15), and for its
+own optimizers `TorchOptimizer.__new__` swaps in subclasses whose
+`_backend_update_step` updates every variable at once with `torch._foreach_*`
+ops (keras/src/backend/torch/optimizers/), so `update_step` is never called.
+`TorchCapture` therefore replaces the two methods every path goes through
+(`keras_internals.Hooks`):
+
+* `_backend_apply_gradients` counts calls on the host (read from
+  `_iterations` once, at attach and resume: no device read per step),
+  decides whether this call completes logged update t, and only then clones
+  the watched variables (before decoupled weight decay);
+* `_backend_update_step`, after Keras' own update, reduces each group
+  (`update_groups`, over `ops_torch`) on the variables' device and keeps the
+  small result tensors there.  Nothing is copied to the host until the
+  monitor takes them (`take`: every `flush_secs` or `max_pending` logged
+  updates), so unlogged steps add no device work and logged ones no sync.
+
+With `jit_compile=True` Keras wraps the step in `torch.compile`; the hooks
+are excluded from compilation (`torch.compiler.disable`), so the counter is
+plain Python and the logged branch runs eagerly between compiled graphs.
+Large variables are reduced in chunks of `update_groups.CHUNK` elements
+(`update_stats.reduce_chunked`), so the temporaries stay a few chunks.
+"""
+
+import torch
+from keras import ops as kops
+
+from tb_stepsize import keras_internals, ops_torch, update_groups, update_stats
+from tb_stepsize.backend_monitor import BackendMonitor
+
+
+def _detached(x):
+    return x.detach().clone()
+
+
+class TorchCapture:
+    """Hooks one optimizer so that each logged update is reduced on its device.
+
+    `take()` copies what waits to the host: a list of `(step,
+    learning_rate, [(rows, (stats, hists, scalars))])`.
+    """
+
+    def __init__(self, optimizer, watched, rule, metrics, every_n_steps, accumulation):
+        self._optimizer = optimizer
+        self._rule = rule
+        self._metrics = metrics
+        self._rows = {keras_internals.variable_key(optimizer, v): r for r, v in enumerate(watched)}
+        self.every_n_steps = every_n_steps
+        self._accumulation = accumulation
+        self.active = True
+        self._calls = keras_internals.apply_call_count(optimizer)
+        self._waiting = []  # (t, learning rate tensor, [(rows, device results)])
+        self._before = None
+        self._t = None
+        self._hooks = keras_internals.Hooks(
+            optimizer,
+            apply_gradients=torch.compiler.disable(self._hook_apply),
+            update_all=torch.compiler.disable(self._hook_update_all),
+        )
+        self._originals = self._hooks.original
+
+    def remove(self):
+        self.active = False
+        self._hooks.remove()
+
+    def resume(self, calls):
+        self._calls = calls
+        self.active = True
+
+    def pending(self):
+        return len(self._waiting)
+
+    def take(self, wait=False):
+        """`(updates, syncs)`: the waiting updates copied to the host (one sync if any)."""
+        waiting, self._waiting = self._waiting, []
+        out = []
+        for t, learning_rate, results in waiting:
+            host = [(rows, tuple({m: x.cpu().numpy() for m, x in part.items()} for part in result)) for rows, result in results]
+            out.append((t, float(learning_rate), host))
+        return out, int(bool(waiting))
+
+    # --------------------------------------------------------------- hooks
+    def _hook_apply(self, grads, trainable_variables):
+        self._calls += 1
+        k = self._accumulation
+        t = self._calls // k
+        if self.active and self._calls % k == 0 and (t - 1) % self.every_n_steps == 0:
+            before = []
+            for v in trainable_variables:
+                row = self._rows.get(keras_internals.variable_key(self._optimizer, v))
+                if row is not None:
+                    before.append((row, v, _detached(v.value)))
+            self._before, self._t = before, t
+        try:
+            self._originals["apply_gradients"](grads, trainable_variables)
+        finally:
+            self._before = None
+
+    def _hook_update_all(self, grads, trainable_variables, learning_rate):
+        self._originals["update_all"](grads, trainable_variables, learning_rate)
+        before = self._before
+        if not before:
+            return
+        self._before = None
+        by_variable = {id(v): g for g, v in zip(grads, trainable_variables)}
+        entries = [(row, v) for row, v, _ in before if id(v) in by_variable]
+        old = {row: value for row, _, value in before}
+        groups = update_groups.Groups(self._optimizer, entries)
+        results = []
+        with torch.no_grad():
+            for index, group in enumerate(groups.groups):
+                variables = [v for _, v in group]
+                args = (
+                    variables,
+                    [old[r] for r, _ in group],
+                    [v.value for v in variables],
+                    [by_variable[id(v)] for v in variables],
+                )
+                results.append((groups.rows()[index], self._reduce(groups, index, args, learning_rate)))
+        self._waiting.append((self._t, kops.cast(learning_rate, "float32"), results))
+
+    def _reduce(self, groups, index, args, learning_rate):
+        variables, old, new, grads = args
+        n = sum(int(v.numel()) for v in new)
+        if len(variables) > 1 or n <= update_groups.CHUNK:
+            inputs = update_groups.group_inputs(self._optimizer, self._rule, variables, old, new, grads, learning_rate)
+            return update_groups.reduce_group(ops_torch.OPS, groups, index, inputs, learning_rate, self._metrics)
+        decay = groups.decay(index, learning_rate)
+
+        def piece(start, size):
+            cut = lambda x: x[start : start + size]  # noqa: E731
+            inputs = update_groups.group_inputs(self._optimizer, self._rule, variables, old, new, grads, learning_rate, cut)
+            return inputs + (decay,)
+
+        return update_stats.reduce_chunked(ops_torch.OPS, n, piece, update_groups.CHUNK, self._metrics)
+
+
+class TorchMonitor(BackendMonitor):
+    """`StepSizeMonitor` on Keras' torch backend (see `backend_monitor`, `TorchCapture`)."""
+
+    _capture_class = TorchCapture

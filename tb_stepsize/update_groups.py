@@ -1,0 +1,156 @@
+"""One logged update of the watched variables, reduced group by group on the
+JAX and torch backends.
+
+The TensorFlow path has its own graph-mode reducer (`reduction`); the JAX
+and torch monitors share this one, because there a logged update is plain
+arrays: the values of each variable before and after Keras' update, the
+gradients Keras passed to `_backend_update_step` (after clipping and
+accumulation) and the optimizer's slots, all on the device.  Variables are
+reduced in *groups*, the same split as on TensorFlow: every small variable
+(<= `SMALL_MAX` elements) concatenated into one vector with segment ids, so
+the ops of a logged step do not grow with the number of variables, and each
+large variable on its own.
+
+The arithmetic is the core's (`update_stats`, over the backend's `ops`
+adapter); the optimizer's formulas are `optimizer_rules` (`keras.ops`, so
+they run on either backend's arrays).  What crosses to the host is small:
+per group `[G, S]` statistics, `[G, HIST_BINS]` histograms and `[G]`
+scalars, which `assemble` puts into the `[L, ...]` rows `StepOutput` takes
+(rows a step did not update: NaN statistics and empty histograms).
+"""
+
+import numpy as np
+from keras import ops as kops
+
+from tb_stepsize import keras_internals, metadata, stats_kernel, update_stats
+
+SMALL_MAX = 1 << 16  # elements: variables up to this size share one reduction
+CHUNK = 1 << 18  # elements per chunk of a large variable (torch)
+
+ELEMENT_METRICS = ("step", "effective_lr", "intended_step")
+SCALAR_METRICS = ("update_ratio", "lost_fraction", "second_moment_rms")
+
+
+def chosen_metrics(rule, metrics):
+    """The metrics to record, in `metadata.METRICS` order: those asked for
+    (default all) that the optimizer allows (without a rule `step` and
+    `update_ratio`), `step` always."""
+    available = ELEMENT_METRICS + SCALAR_METRICS if rule is not None else ("step", "update_ratio")
+    wanted = set(available if metrics is None else metrics) | {"step"}
+    return [m for m in metadata.METRICS if m in wanted and m in available]
+
+
+def needs_rule(metrics):
+    """Whether any of `metrics` reads the optimizer's slots."""
+    return bool(set(metrics) - {"step", "update_ratio"})
+
+
+def _flat(x):
+    return kops.reshape(kops.cast(x, "float32"), [-1])
+
+
+def _concat(xs):
+    xs = [_flat(x) for x in xs]
+    return xs[0] if len(xs) == 1 else kops.concatenate(xs, 0)
+
+
+def gradient_as_used(gradient, variable):
+    """The gradient in float32 as the optimizer applies it: cast to the variable's dtype first."""
+    return kops.cast(kops.cast(gradient, variable.dtype), "float32")
+
+
+class Groups:
+    """How the variables of one update (rows, sizes, whether each decays) split into groups.
+
+    `entries` is a list of `(row, variable)` for the watched variables Keras
+    passed to this update, in the order it passed them.
+    """
+
+    def __init__(self, optimizer, entries, small_max=None):
+        small_max = SMALL_MAX if small_max is None else small_max
+        size = lambda v: max(1, int(np.prod(v.shape)))  # noqa: E731
+        small = [(r, v) for r, v in entries if size(v) <= small_max]
+        self.groups = ([small] if small else []) + [[(r, v)] for r, v in entries if size(v) > small_max]
+        self.optimizer = optimizer
+        self._sizes = [[size(v) for _, v in g] for g in self.groups]
+        self._decays = [[keras_internals.decays(optimizer, v) for _, v in g] for g in self.groups]
+
+    def rows(self):
+        return [[r for r, _ in g] for g in self.groups]
+
+    def segment_ids(self, index):
+        """int32 segment ids of group `index`'s concatenation (None for one variable)."""
+        sizes = self._sizes[index]
+        if len(sizes) == 1:
+            return None
+        return np.repeat(np.arange(len(sizes)), sizes).astype(np.int32)
+
+    def decay(self, index, learning_rate):
+        """Per-element decoupled weight-decay factor wd * lr of group `index` (None without decay)."""
+        if self.optimizer.weight_decay is None or not any(self._decays[index]):
+            return None
+        factor = kops.cast(self.optimizer.weight_decay, "float32") * kops.cast(learning_rate, "float32")
+        if all(self._decays[index]):
+            return factor
+        mask = np.repeat(np.asarray(self._decays[index], np.float32), self._sizes[index])
+        return kops.convert_to_tensor(mask) * factor
+
+
+def group_inputs(optimizer, rule, variables, old, new, grads, learning_rate, cut=None):
+    """Flat float32 `(old, new, parts)` of one group (of its slice `cut(flat)`, if given).
+
+    `old`/`new`/`grads` are the group's arrays in the order of `variables`;
+    `parts` (None without a rule) are the rule's `effective_lr`, `update`
+    and `normalized_grad`, evaluated after Keras' update (slots hold this
+    step's moments, `iterations` is still t - 1).  A slice is cut before the
+    rule runs, so a chunk of a large variable costs chunk-sized temporaries.
+    """
+    cut = cut or (lambda x: x)
+    old, new = cut(_concat(old)), cut(_concat(new))
+    if rule is None:
+        return old, new, None
+    scalars = rule.scalars(optimizer, learning_rate)
+    # `.value`: inside a JAX stateless scope, the scope's (updated) value.
+    slots = [{k: s.value for k, s in rule.slots(optimizer, v).items()} for v in variables]
+    slots = {k: cut(_concat([s[k] for s in slots])) for k in slots[0]}
+    grad = cut(_concat([gradient_as_used(g, v) for g, v in zip(grads, variables)]))
+    return old, new, rule.elementwise(scalars, slots, grad)
+
+
+def reduce_group(ops, groups, index, inputs, learning_rate, metrics):
+    """`update_stats.reduce_update` of group `index`: `(stats, hists, scalars)` on the device."""
+    old, new, parts = inputs
+    segment_ids = groups.segment_ids(index)
+    segments = len(groups.groups[index])
+    if segment_ids is not None:  # a constant of the compiled step (JAX) or on Keras' device (torch)
+        segment_ids = kops.convert_to_tensor(segment_ids)
+    return update_stats.reduce_update(
+        ops,
+        old,
+        new,
+        parts=parts,
+        decay=groups.decay(index, learning_rate),
+        segment_ids=segment_ids,
+        segments=segments,
+        wanted=metrics,
+    )
+
+
+def assemble(n_rows, metrics, results):
+    """`[L, ...]` numpy rows for `StepOutput.write` from `[(rows, (stats, hists, scalars))]` on the host."""
+    nan = float("nan")
+    stats, hists = {}, {}
+    for m in metrics:
+        if m in ELEMENT_METRICS:
+            stats[m] = np.full((n_rows, len(stats_kernel.DEVICE_STATS)), nan, np.float32)
+            hists[m] = np.zeros((n_rows, metadata.HIST_BINS), np.int64)
+        else:
+            stats[m] = np.full((n_rows, 1), nan, np.float32)
+    for rows, (g_stats, g_hists, g_scalars) in results:
+        for m in metrics:
+            if m in hists:
+                stats[m][rows] = np.asarray(g_stats[m], np.float32)
+                hists[m][rows] = np.asarray(g_hists[m])
+            else:
+                stats[m][rows, 0] = np.asarray(g_scalars[m], np.float32)
+    return stats, hists

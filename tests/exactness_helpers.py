@@ -1,0 +1,156 @@
+"""What the exactness tests share on every backend: the optimizers, the cases,
+the state a test snapshots around each update and the comparison of a
+recorded run against `reference`'s numpy recomputation.
+
+Imports only Keras and numpy: `test_exactness` (TensorFlow) and
+`backend_cases` (TensorFlow, JAX, torch) use it.
+"""
+
+import keras
+import numpy as np
+
+import reference
+
+OPTIMIZERS = {
+    "adam": lambda: keras.optimizers.Adam(1e-2),
+    "adam_schedule": lambda: keras.optimizers.Adam(keras.optimizers.schedules.ExponentialDecay(1e-2, 1, 0.5)),
+    "adamw": lambda: keras.optimizers.AdamW(1e-2, weight_decay=0.1),
+    "amsgrad": lambda: keras.optimizers.Adam(1e-2, amsgrad=True),
+    "nadam": lambda: keras.optimizers.Nadam(1e-2),
+    "adamax": lambda: keras.optimizers.Adamax(1e-2),
+    "sgd_momentum": lambda: keras.optimizers.SGD(1e-2, momentum=0.9),
+    "rmsprop": lambda: keras.optimizers.RMSprop(1e-3),
+}
+ADAM_FAMILY = ("Adam", "AdamW", "Nadam", "Adamax")
+STEPS = 3
+
+
+def numpy_f32(x):
+    return np.asarray(keras.ops.convert_to_numpy(keras.ops.cast(x, "float32")))
+
+
+def model_for(dtype):
+    """The two-layer model the exactness cases train (`bfloat16`: weights stored in bfloat16)."""
+    layer_dtype = "bfloat16" if dtype == "bfloat16" else None
+    return keras.Sequential(
+        [
+            keras.Input((16,)),
+            keras.layers.Dense(32, activation="relu", dtype=layer_dtype),
+            keras.layers.Dense(4, dtype=layer_dtype),
+        ]
+    )
+
+
+def optimizer_for(name, dtype):
+    optimizer = OPTIMIZERS[name]()
+    if dtype == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def slots(inner, var):
+    """The optimizer's slots for `var` after an update, as float32 numpy (Keras' private names)."""
+    i = inner._get_variable_index(var)
+    out = {}
+    for name in ("_momentums", "_velocities", "_velocity_hats", "_m", "_u"):
+        found = getattr(inner, name, None)
+        if found:
+            out[name] = numpy_f32(found[i])
+    if hasattr(inner, "_u_product"):
+        out["u_product"] = float(numpy_f32(inner._u_product))
+    return out
+
+
+def state_before(inner):
+    """`(t, lr)` of the update about to run."""
+    t = int(keras.ops.convert_to_numpy(inner.iterations)) + 1
+    if hasattr(inner, "_get_current_learning_rate"):
+        lr = float(numpy_f32(inner._get_current_learning_rate()))
+    else:
+        lr = float(numpy_f32(inner.learning_rate))
+    return t, lr
+
+
+def record(inner, variables, t, lr, before, grads, scale):
+    """One update's snapshot: `grads` as the step returned them (scaled by `scale`)."""
+    return {
+        "t": t,
+        "lr": lr,
+        "before": before,
+        "after": [numpy_f32(v) if v.dtype == "bfloat16" else np.asarray(keras.ops.convert_to_numpy(v)) for v in variables],
+        "grads": [
+            (numpy_f32(g) / np.float32(scale)).astype(np.float32).astype(v.dtype if v.dtype != "bfloat16" else np.float32)
+            for g, v in zip(grads, variables)
+        ],
+        "slots": [slots(inner, v) for v in variables],
+        "updated": int(keras.ops.convert_to_numpy(inner.iterations)) == t,
+    }
+
+
+def weights_of(variables):
+    return [numpy_f32(v) if v.dtype == "bfloat16" else np.asarray(keras.ops.convert_to_numpy(v)) for v in variables]
+
+
+def expected(inner, config, record, i, var):
+    """Every metric of variable `i` at `record`'s update, recomputed with `reference`."""
+    old = record["before"][i].astype(np.float32)
+    delta = old - record["after"][i].astype(np.float32)
+    out = {"step": np.abs(delta), "update_ratio": reference.rms(delta) / reference.rms(old) if reference.rms(old) > 0 else np.nan}
+    s = record["slots"][i]
+    g = record["grads"][i].astype(np.float32)
+    if var.dtype == "bfloat16":
+        import ml_dtypes
+
+        g = g.astype(ml_dtypes.bfloat16).astype(np.float32)
+    t, lr = record["t"], record["lr"]
+    kind = keras_name(inner)
+    if kind in ("Adam", "AdamW"):
+        v = s["_velocity_hats"] if config.get("amsgrad") else s["_velocities"]
+        eff, upd, norm = reference.adam_parts(config, t, lr, s["_momentums"], v, g)
+    elif kind == "Nadam":
+        eff, upd, norm = reference.nadam_parts(config, t, lr, s["_momentums"], s["_velocities"], g, s["u_product"])
+    elif kind == "Adamax":
+        eff, upd, norm = reference.adamax_parts(config, t, lr, s["_m"], s["_u"], g)
+    else:
+        return out
+    if config.get("weight_decay"):
+        upd = upd + old * np.float32(config["weight_decay"]) * np.float32(lr)
+    intended = np.abs(upd)
+    out.update(
+        effective_lr=eff,
+        intended_step=intended,
+        lost_fraction=np.count_nonzero((intended != 0) & (out["step"] == 0)) / intended.size,
+        second_moment_rms=reference.rms(norm),
+    )
+    return out
+
+
+def keras_name(inner):
+    """The Keras class name (on torch Keras swaps in a subclass of the same name)."""
+    return type(inner).__name__
+
+
+def check_run(run, variables, inner, records, config, what, dtype):
+    """Assert the recorded `run` equals `reference` on every logged update in `records`."""
+    assert run.layers == [v.path for v in variables]
+    logged = [r for r in records if r["updated"]]
+    assert list(run.steps) == [r["t"] for r in logged]
+    assert set(run.metrics) == (
+        {"step", "effective_lr", "intended_step", "update_ratio", "lost_fraction", "second_moment_rms"}
+        if keras_name(inner) in ADAM_FAMILY
+        else {"step", "update_ratio"}
+    )
+    for col, rec in enumerate(logged):
+        for i, var in enumerate(variables):
+            want = expected(inner, config, rec, i, var)
+            for metric, value in want.items():
+                label = f"{what}/{dtype} t={rec['t']} {var.path} {metric}"
+                stats = run.stats[metric]
+                row = run.values[metric][i, col]
+                if stats == ["value"]:
+                    rtol = 1e-3 if metric == "second_moment_rms" and dtype != "float32" else 2e-5
+                    np.testing.assert_allclose(row[0], value, rtol=rtol, equal_nan=True, err_msg=label)
+                else:
+                    reference.check_stats(value, row, stats, label)
+            steps, hists = run.histograms("step", var.path)
+            reference.check_histogram(want["step"], hists[list(steps).index(rec["t"])], var.path)
