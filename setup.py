@@ -33,7 +33,14 @@ setup(
     description="TensorBoard plugin and Keras callback showing the step every layer's optimizer applies",
     packages=["tb_stepsize"],
     python_requires=">=3.11",
-    install_requires=["tensorboard>=2.19", "numpy>=1.26", "werkzeug>=1.0.1"],
+    # google-crc32c: the event writer's native checksum (no TensorFlow needed to write).
+    install_requires=["tensorboard>=2.19", "numpy>=1.26", "werkzeug>=1.0.1", "google-crc32c>=1.5"],
+    # Lower bounds only: the user's own framework build (CPU, CUDA, ...) is kept.
+    extras_require={
+        "jax": ["keras>=3.12", "jax>=0.4.30"],
+        "torch": ["torch>=2.4"],
+        "lightning": ["torch>=2.4", "pytorch-lightning>=2.4"],
+    },
     entry_points={"tensorboard_plugins": ["stepsize = tb_stepsize.plugin_loader:StepSizeLoader"]},
     cmdclass={"build_py": BuildWithFrontend},
 )

@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 _HOMES = {
     "StepSizeCallback": "callback",
-    "MonitorError": "monitor",
+    "MonitorError": "monitor_base",
     "FindingWarning": "live_findings",
     "RunData": "reader",
     "load": "reader",

@@ -5,7 +5,7 @@ the pull -- one host/device sync for every logged update in the buffer --
 and turns each logged update into one event (`summary.StepWriter`): its
 statistics, its histograms, the learning rate the update used (the device
 stored it in the same slot, so it costs no sync of its own) and the loss the
-caller reported for that step.  Each written step also goes to the
+caller reported for that step (`step_output`).  Each written step also goes to the
 training-time findings (`live_findings`), which the monitor checks after
 the pull.
 """
@@ -14,7 +14,7 @@ import warnings
 
 import tensorflow as tf
 
-from tb_stepsize import metadata
+from tb_stepsize.step_output import StepOutput
 
 
 class HostSide:
@@ -22,9 +22,8 @@ class HostSide:
 
     def __init__(self, reducer, writer, live, metrics, capacity):
         self._reducer = reducer
-        self._writer = writer
+        self._output = StepOutput(writer, live, metrics)
         self.live = live
-        self._metrics = metrics
         self._capacity = capacity
         self._seen = 0  # logged updates read so far (the device's count)
         self._losses = {}  # logged step -> loss the caller reported, until written
@@ -52,18 +51,13 @@ class HostSide:
         slots = sorted((i % self._capacity for i in range(max(self._seen, count - self._capacity), count)), key=lambda s: steps[s])
         for slot in slots:
             step = int(steps[slot])
-            out = {}
-            for m in self._metrics:
-                if m in hists:
-                    out[m] = self._writer.element_stats(stats[m][slot], hists[m][slot])
-                else:
-                    out[m] = stats[m][slot]
-            scalars = {metadata.LEARNING_RATE_TAG: rates[slot]}
-            loss = self._losses.pop(step, None)
-            if loss is not None:
-                scalars[metadata.LOSS_TAG] = float(loss)
-            self._writer.write(step, out, {m: h[slot] for m, h in hists.items()}, scalars=scalars)
-            self.live.add(step, out)
+            self._output.write(
+                step,
+                {m: column[slot] for m, column in stats.items()},
+                {m: h[slot] for m, h in hists.items()},
+                learning_rate=rates[slot],
+                loss=self._losses.pop(step, None),
+            )
         last = int(steps[slots[-1]])
         self._losses = {t: v for t, v in self._losses.items() if t > last}  # updates that were never logged (skipped)
         self._seen = count

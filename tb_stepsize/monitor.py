@@ -19,9 +19,6 @@ workers train unhooked.
 """
 
 import atexit
-import os
-import re
-import tempfile
 import time
 import warnings
 import weakref
@@ -29,8 +26,9 @@ import weakref
 import keras
 import tensorflow as tf
 
-from tb_stepsize import keras_internals, keras_tf, live_findings, metadata, optimizer_rules
+from tb_stepsize import keras_internals, keras_tf, live_findings, metadata, monitor_base, optimizer_rules
 from tb_stepsize.host_side import HostSide
+from tb_stepsize.monitor_base import MonitorError
 from tb_stepsize.reduction import Reducer
 from tb_stepsize.summary import StepWriter
 from tb_stepsize.update_hooks import UpdateHooks
@@ -47,32 +45,8 @@ def _default_capacity(variables, per_call):
     return max(2 * per_call, min(MAX_CAPACITY, BUFFER_BYTES // max(1, slot_bytes)))
 
 
-def _check_arguments(on_error, every_n_steps, metrics, on_finding):
-    if on_error not in ("warn", "raise"):
-        raise ValueError(f"on_error must be 'warn' or 'raise', not {on_error!r}")
-    if int(every_n_steps) < 1:
-        raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps!r}")
-    unknown = set(metrics or ()) - set(metadata.METRICS)
-    if unknown or isinstance(metrics, str):
-        raise ValueError(f"metrics must be a list of {sorted(metadata.METRICS)}, got {metrics!r}")
-    if on_finding is not None and not callable(on_finding):
-        raise ValueError(f"on_finding must be callable, got {on_finding!r}")
-
-
-class MonitorError(RuntimeError):
-    """The monitor cannot record (raised only with `on_error="raise"`)."""
-
-
 def _select(variables, include, exclude):
-    inc = re.compile(include) if include else None
-    exc = re.compile(exclude) if exclude else None
-    return [
-        v
-        for v in variables
-        if v.trainable
-        and (inc is None or inc.search(v.path))
-        and (exc is None or not exc.search(v.path))
-    ]
+    return [v for _, v in monitor_base.select([(v.path, v) for v in variables if v.trainable], include, exclude)]
 
 
 def _watched(optimizer, inner, variables, include, exclude, strategy):
@@ -93,14 +67,6 @@ def _watched(optimizer, inner, variables, include, exclude, strategy):
         with strategy.scope():  # slots mirrored like the variables
             optimizer.build(variables)  # what its first apply() would do
     return watched
-
-
-def _check_writable(log_dir):
-    try:
-        os.makedirs(log_dir, exist_ok=True)
-        tempfile.TemporaryFile(dir=log_dir).close()
-    except OSError as e:
-        raise MonitorError(f"log_dir {log_dir!r} is not writable: {e}") from None
 
 
 def _recording_device(strategy):
@@ -172,7 +138,7 @@ class StepSizeMonitor:
         on_finding=None,
         stop_on=(),
     ):
-        _check_arguments(on_error, every_n_steps, metrics, on_finding)
+        monitor_base.check_arguments(on_error, every_n_steps, metrics, on_finding)
         self._findings_args = dict(on_finding=on_finding, stop_on=live_findings.check_stop_on(stop_on), interval=flush_secs)
         self.every_n_steps = int(every_n_steps)
         self._on_error = on_error
@@ -231,7 +197,7 @@ class StepSizeMonitor:
         if not strategy.extended.should_save_summary:
             return  # a worker other than the chief: the chief records the run
         watched = _watched(optimizer, inner, variables, include, exclude, strategy)
-        _check_writable(log_dir)
+        monitor_base.check_writable(log_dir)
 
         previous = getattr(inner, "_tb_stepsize_monitor", None)
         if previous is not None and previous() is not None:

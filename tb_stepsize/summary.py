@@ -2,12 +2,10 @@
 
 This is the host half of the write side: it receives the small per-layer
 arrays the device computed and appends one `Event` per logged step to an
-event file.  Records go through TensorFlow's C++ record writer: its CRC32C
-is native, where TensorBoard's pure-Python writer spent more time on the
-checksum than the training step it followed.
+event file (`records`: no TensorFlow, a native CRC32C).  Every backend's
+monitor writes through it, so every run has the same format.
 """
 
-import errno
 import functools
 import itertools
 import os
@@ -15,11 +13,10 @@ import socket
 import time
 
 import numpy as np
-import tensorflow as tf
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorboard.plugins.scalar import metadata as scalar_metadata
 
-from tb_stepsize import metadata
+from tb_stepsize import metadata, records
 
 _DTYPES = {
     np.dtype(np.float32): types_pb2.DT_FLOAT,
@@ -65,7 +62,7 @@ class EventFile:
             next(_file_ids),
         )
         self.path = os.path.join(log_dir, name)
-        self._records = tf.io.TFRecordWriter(self.path)
+        self._records = records.RecordFile(self.path)
         self.add(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
         self.flush()
 
@@ -73,10 +70,8 @@ class EventFile:
         self._records.write(event.SerializeToString())
 
     def flush(self):
-        """Flush to disk; raises the I/O error, or if the file was removed (log_dir deleted)."""
+        """Flush to the OS; raises the I/O error, or if the file was removed (log_dir deleted)."""
         self._records.flush()
-        if not os.path.exists(self.path):
-            raise FileNotFoundError(errno.ENOENT, "the event file was removed (log_dir deleted during training?)", self.path)
 
     def close(self):
         self._records.close()

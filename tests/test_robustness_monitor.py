@@ -23,7 +23,7 @@ keras = pytest.importorskip("keras")
 import tb_stepsize  # noqa: E402
 from tb_stepsize import keras_internals  # noqa: E402
 from tb_stepsize import monitor as monitor_mod  # noqa: E402
-from tb_stepsize import summary  # noqa: E402
+from tb_stepsize import records, summary  # noqa: E402
 
 X = np.random.default_rng(0).standard_normal((96, 8)).astype("float32")
 Y = np.random.default_rng(1).standard_normal((96, 2)).astype("float32")
@@ -163,18 +163,18 @@ def test_real_full_disk_warns_once_training_goes_on(tiny_tmpfs):
 
 
 def test_simulated_enospc_from_the_record_writer(tmp_path, monkeypatch):
-    """ENOSPC from TensorFlow's record writer after 5 records (portable: no tmpfs needed)."""
+    """ENOSPC from the record writer after 5 records (portable: no tmpfs needed)."""
 
-    class FullDisk(tf.io.TFRecordWriter):
+    class FullDisk(records.RecordFile):
         records = 0
 
         def write(self, record):
             if FullDisk.records >= 5:  # file_version + 4 steps fit on the "disk"
-                raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")
+                raise OSError(errno.ENOSPC, "No space left on device")
             FullDisk.records += 1
             super().write(record)
 
-    monkeypatch.setattr(tf.io, "TFRecordWriter", FullDisk)
+    monkeypatch.setattr(records, "RecordFile", FullDisk)
     history, callback, ours, thread_errors = fit(tmp_path / "run", flush_secs=0)
     assert len(history.history["loss"]) == 3
     assert len(ours) == 1 and "No space left on device" in ours[0], ours
