@@ -150,7 +150,7 @@ class BackendMonitor:
                 raise MonitorError("the optimizer is not built: pass `variables` or build it first")
             variables = keras_internals.built_variables(inner)
         variables = [v for v in variables if v.trainable]
-        watched = monitor_base.select(variables, include, exclude)
+        watched = [v for _, v in monitor_base.select([(v.path, v) for v in variables], include, exclude)]
         if not watched:
             raise MonitorError(
                 "no trainable variables to watch"

@@ -27,22 +27,18 @@ from tb_stepsize import keras_internals, metadata, stats_kernel, update_stats
 SMALL_MAX = 1 << 16  # elements: variables up to this size share one reduction
 CHUNK = 1 << 18  # elements per chunk of a large variable (torch)
 
-ELEMENT_METRICS = ("step", "effective_lr", "intended_step")
-SCALAR_METRICS = ("update_ratio", "lost_fraction", "second_moment_rms")
-
 
 def chosen_metrics(rule, metrics):
     """The metrics to record, in `metadata.METRICS` order: those asked for
-    (default all) that the optimizer allows (without a rule `step` and
-    `update_ratio`), `step` always."""
-    available = ELEMENT_METRICS + SCALAR_METRICS if rule is not None else ("step", "update_ratio")
+    (default all) that the optimizer allows, `step` always."""
+    available = update_stats.available(rule is not None)
     wanted = set(available if metrics is None else metrics) | {"step"}
     return [m for m in metadata.METRICS if m in wanted and m in available]
 
 
 def needs_rule(metrics):
     """Whether any of `metrics` reads the optimizer's slots."""
-    return bool(set(metrics) - {"step", "update_ratio"})
+    return bool(update_stats.RULE_METRICS & set(metrics))
 
 
 def _flat(x):
@@ -85,6 +81,10 @@ class Groups:
             return None
         return np.repeat(np.arange(len(sizes)), sizes).astype(np.int32)
 
+    def sizes(self, index):
+        """float32 element counts of group `index`'s variables."""
+        return np.asarray(self._sizes[index], np.float32)
+
     def decay(self, index, learning_rate):
         """Per-element decoupled weight-decay factor wd * lr of group `index` (None without decay)."""
         if self.optimizer.weight_decay is None or not any(self._decays[index]):
@@ -120,10 +120,9 @@ def group_inputs(optimizer, rule, variables, old, new, grads, learning_rate, cut
 def reduce_group(ops, groups, index, inputs, learning_rate, metrics):
     """`update_stats.reduce_update` of group `index`: `(stats, hists, scalars)` on the device."""
     old, new, parts = inputs
-    segment_ids = groups.segment_ids(index)
-    segments = len(groups.groups[index])
-    if segment_ids is not None:  # a constant of the compiled step (JAX) or on Keras' device (torch)
-        segment_ids = kops.convert_to_tensor(segment_ids)
+    segment_ids, sizes = groups.segment_ids(index), None
+    if segment_ids is not None:  # constants of the compiled step (JAX) or on Keras' device (torch)
+        segment_ids, sizes = kops.convert_to_tensor(segment_ids), kops.convert_to_tensor(groups.sizes(index))
     return update_stats.reduce_update(
         ops,
         old,
@@ -131,7 +130,8 @@ def reduce_group(ops, groups, index, inputs, learning_rate, metrics):
         parts=parts,
         decay=groups.decay(index, learning_rate),
         segment_ids=segment_ids,
-        segments=segments,
+        segments=len(groups.groups[index]),
+        sizes=sizes,
         wanted=metrics,
     )
 
@@ -141,7 +141,7 @@ def assemble(n_rows, metrics, results):
     nan = float("nan")
     stats, hists = {}, {}
     for m in metrics:
-        if m in ELEMENT_METRICS:
+        if m in update_stats.ELEMENT_METRICS:
             stats[m] = np.full((n_rows, len(stats_kernel.DEVICE_STATS)), nan, np.float32)
             hists[m] = np.zeros((n_rows, metadata.HIST_BINS), np.int64)
         else:
