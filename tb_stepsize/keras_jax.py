@@ -18,7 +18,8 @@ on the instance (`keras_internals.Hooks`), so it is traced into the step:
   asynchronous: the step's dispatch does not wait for it, and an unlogged
   update runs the untaken branch of one conditional and nothing else.
 
-The same hooks record a user's own jitted step that calls
+Installing or removing the hooks clears JAX's compilation caches, so every
+jitted step traces again (`_retrace`).  The same hooks record a user's own jitted step that calls
 `optimizer.stateless_apply` (or an eager `optimizer.apply`).  Under a
 `keras.distribution` (DataParallel, ModelParallel) the step is one SPMD
 program over global arrays: the reductions are global, so a sharded
@@ -39,6 +40,18 @@ import jax.numpy as jnp
 
 from tb_stepsize import keras_internals, ops_jax, update_groups
 from tb_stepsize.backend_monitor import BackendMonitor
+
+
+def _retrace():
+    """Make the next call of any jitted step trace again (with or without the hooks).
+
+    JAX keeps a trace per function: Keras' `make_train_function(force=True)`
+    jits the same `model.train_step` again, and a user's step is the same
+    function, so without this a step traced before the hooks were installed
+    (or after they were removed) would run its old program.  Clearing costs
+    one recompilation of each jitted function, at attach and at close only.
+    """
+    jax.clear_caches()
 
 
 class JaxCapture:
@@ -62,10 +75,12 @@ class JaxCapture:
         self._before = None  # (row, variable, traced value before the update) while `apply` is traced
         self._hooks = keras_internals.Hooks(optimizer, apply_gradients=self._hook_apply, update_all=self._hook_update_all)
         self._originals = self._hooks.original
+        _retrace()
 
     def remove(self):
         self.active = False
         self._hooks.remove()
+        _retrace()
 
     def resume(self, calls):
         self.active = True

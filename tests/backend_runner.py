@@ -28,7 +28,8 @@ def main(argv):
         return 0
     import pytest
 
-    return pytest.main([os.path.join(HERE, "backend_cases.py"), "-p", "no:cacheprovider", *rest])
+    quiet = ["-W", "ignore::tb_stepsize.live_findings.FindingWarning"]
+    return pytest.main([os.path.join(HERE, "backend_cases.py"), "-p", "no:cacheprovider", *quiet, *rest])
 
 
 if __name__ == "__main__":
