@@ -18,9 +18,11 @@ ops (keras/src/backend/torch/optimizers/), so `update_step` is never called.
   monitor takes them (`take`: every `flush_secs` or `max_pending` logged
   updates), so unlogged steps add no device work and logged ones no sync.
 
-With `jit_compile=True` Keras wraps the step in `torch.compile`; the hooks
+With `jit_compile=True` Keras wraps the step in `torch.compile`: Keras' own
+update stays compiled, and only the monitor's two parts (`_begin`, `_end`)
 are excluded from compilation (`torch.compiler.disable`), so the counter is
-plain Python and the logged branch runs eagerly between compiled graphs.
+plain Python (no guard on it, no recompilation) and a logged update is
+reduced eagerly between the compiled graphs.
 Large variables are reduced in chunks of `update_groups.CHUNK` elements
 (`update_stats.reduce_chunked`), so the temporaries stay a few chunks.
 """
@@ -55,11 +57,7 @@ class TorchCapture:
         self._waiting = []  # (t, learning rate tensor, [(rows, device results)])
         self._before = None
         self._t = None
-        self._hooks = keras_internals.Hooks(
-            optimizer,
-            apply_gradients=torch.compiler.disable(self._hook_apply),
-            update_all=torch.compiler.disable(self._hook_update_all),
-        )
+        self._hooks = keras_internals.Hooks(optimizer, apply_gradients=self._hook_apply, update_all=self._hook_update_all)
         self._originals = self._hooks.original
 
     def remove(self):
@@ -83,8 +81,22 @@ class TorchCapture:
         return out, int(bool(waiting))
 
     # --------------------------------------------------------------- hooks
+    # Keras' own update runs inside the hooks, as it would without them (under
+    # `torch.compile` it stays compiled); only the monitor's parts are
+    # excluded from compilation.
     def _hook_apply(self, grads, trainable_variables):
+        self._begin(trainable_variables)
+        self._originals["apply_gradients"](grads, trainable_variables)
+
+    def _hook_update_all(self, grads, trainable_variables, learning_rate):
+        self._originals["update_all"](grads, trainable_variables, learning_rate)
+        self._end(grads, trainable_variables, learning_rate)
+
+    @torch.compiler.disable
+    def _begin(self, trainable_variables):
+        """Count the call; if it completes a logged update, clone the watched variables."""
         self._calls += 1
+        self._before = None
         k = self._accumulation
         t = self._calls // k
         if self.active and self._calls % k == 0 and (t - 1) % self.every_n_steps == 0:
@@ -94,17 +106,13 @@ class TorchCapture:
                 if row is not None:
                     before.append((row, v, _detached(v.value)))
             self._before, self._t = before, t
-        try:
-            self._originals["apply_gradients"](grads, trainable_variables)
-        finally:
-            self._before = None
 
-    def _hook_update_all(self, grads, trainable_variables, learning_rate):
-        self._originals["update_all"](grads, trainable_variables, learning_rate)
-        before = self._before
+    @torch.compiler.disable
+    def _end(self, grads, trainable_variables, learning_rate):
+        """Reduce a logged update on the device; the results wait there for `take`."""
+        before, self._before = self._before, None
         if not before:
             return
-        self._before = None
         by_variable = {id(v): g for g, v in zip(grads, trainable_variables)}
         entries = [(row, v) for row, v, _ in before if id(v) in by_variable]
         old = {row: value for row, _, value in before}

@@ -28,7 +28,7 @@ def main(argv):
         return 0
     import pytest
 
-    quiet = ["-W", "ignore::tb_stepsize.live_findings.FindingWarning"]
+    quiet = ["-W", "ignore::tb_stepsize.live_findings.FindingWarning", "-p", "no:logging"]
     return pytest.main([os.path.join(HERE, "backend_cases.py"), "-p", "no:cacheprovider", *quiet, *rest])
 
 

@@ -120,7 +120,8 @@ def expected(inner, config, record, i, var):
     # The update's terms: m_hat's two (each at most 10x |m| or |g| in these cases) for Nadam.
     terms = [eff * (np.abs(s["_momentums"]) + np.abs(g)) * 10] if kind == "Nadam" else [upd]
     if config.get("weight_decay"):
-        decay = old * np.float32(config["weight_decay"]) * np.float32(lr)
+        # The documented definition: decay = wd * lr, one float32 product, times w_old.
+        decay = old * (np.float32(config["weight_decay"]) * np.float32(lr))
         upd = upd + decay
         terms.append(decay)
     intended = np.abs(upd)
