@@ -481,6 +481,26 @@ def test_custom_loop_example_runs(tmp_path):
     assert np.all(run.matrix("step", "p50") > 0)
 
 
+@pytest.mark.skipif(BACKEND == "tensorflow", reason="test_demo_findings runs the demo on TensorFlow")
+def test_demo_writes_its_runs(tmp_path):
+    demo = os.path.join(DEMO, "train.py")
+    proc = subprocess.run(
+        [sys.executable, os.path.join(HERE, "backend_runner.py"), BACKEND, "--script", demo]
+        + ["--backend", BACKEND, "--logdir", str(tmp_path), "--epochs", "1", "--samples", "256"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = tb_stepsize.load(str(tmp_path))
+    assert sorted(runs) == ["cnn_adam", "cnn_sgd", "mlp_bfloat16", "transformer_adamw"]
+    assert list(runs["cnn_adam"].steps) == [1, 2, 3, 4]
+    assert set(runs["transformer_adamw"].metrics) == {"step", "effective_lr", "intended_step", "update_ratio", "lost_fraction", "second_moment_rms"}
+    # Rounded away in bfloat16 (on TensorFlow all of it: its bfloat16 beta_2 is 1; XLA keeps
+    # Adam's intermediates in float32 and rounds once, so on JAX a few elements still move).
+    assert np.all(runs["mlp_bfloat16"].matrix("lost_fraction", "value") > 0.99)
+
+
 def test_run_reads_in_load_and_in_tensorboard(tmp_path):
     import plugin_helpers
 
