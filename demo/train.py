@@ -16,12 +16,11 @@ import os
 import sys
 
 BACKENDS = ("tensorflow", "jax", "torch")
-# Keras reads KERAS_BACKEND once, at its import: --backend is read before it.
-_pre = argparse.ArgumentParser(add_help=False)
-_pre.add_argument("--backend", choices=BACKENDS)
-_backend = _pre.parse_known_args()[0].backend
-if _backend:
-    os.environ["KERAS_BACKEND"] = _backend
+if __name__ == "__main__":  # Keras reads KERAS_BACKEND once, at its import: --backend is read before it
+    _pre = argparse.ArgumentParser(add_help=False)
+    _pre.add_argument("--backend", choices=BACKENDS)
+    if _pre.parse_known_args()[0].backend:
+        os.environ["KERAS_BACKEND"] = _pre.parse_known_args()[0].backend
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -58,9 +57,12 @@ def cnn():
 def transformer(vocab=16, length=12, dim=48, heads=4, blocks=2):
     tokens = keras.Input((length,), dtype="int32")
     x = keras.layers.Embedding(vocab, dim, name="embed")(tokens)
-    # Position ids derived from the input, so the lookup is part of the model's graph on every
-    # backend (on torch, a lookup of a constant is computed once, outside the graph).
-    position_ids = keras.ops.zeros_like(tokens) + keras.ops.arange(length, dtype="int32")[None]
+    position_ids = keras.ops.arange(length)[None]
+    if keras.backend.backend() == "torch":
+        # On torch a lookup of a constant is computed once, outside the model's graph (its
+        # second backward fails): ids derived from the input keep it in the graph.  Elsewhere
+        # the constant stays (the demo's recorded runs and findings are from it).
+        position_ids = keras.ops.zeros_like(tokens) + keras.ops.arange(length, dtype="int32")[None]
     positions = keras.layers.Embedding(length, dim, name="pos_embed")(position_ids)
     x = x + positions
     for b in range(blocks):
