@@ -20,6 +20,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import data  # noqa: E402
+import train  # noqa: E402
 
 import tb_stepsize  # noqa: E402
 
@@ -32,14 +33,7 @@ def main(argv=None):
 
     keras.utils.set_random_seed(0)
     x, y = data.shapes(2048)
-    model = keras.Sequential(
-        [
-            keras.Input((24, 24, 1)),
-            keras.layers.Conv2D(16, 3, activation="relu"),
-            keras.layers.GlobalAveragePooling2D(),
-            keras.layers.Dense(4),
-        ]
-    )
+    model = train.cnn()  # the demo CNN
     optimizer = keras.optimizers.Adam(1e-3)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     variables = model.trainable_variables

@@ -54,7 +54,7 @@ def _retrace():
     jax.clear_caches()
 
 
-class JaxCapture:
+class JaxCapture(update_groups.Capture):
     """Hooks one optimizer so that each logged update arrives on the host as numpy summaries.
 
     `take()` returns what arrived: a list of `(step, learning_rate,
@@ -63,23 +63,13 @@ class JaxCapture:
     hooks until Keras retraces it.
     """
 
-    def __init__(self, optimizer, watched, rule, metrics, every_n_steps, accumulation):
-        self._optimizer = optimizer
-        self._rule = rule
-        self._metrics = metrics
-        self._rows = {keras_internals.variable_key(optimizer, v): r for r, v in enumerate(watched)}
-        self.every_n_steps = every_n_steps
-        self._accumulation = accumulation
-        self.active = True
+    def __init__(self, *args):
+        super().__init__(*args)
         self._arrived = collections.deque()  # appended by the runtime's callback thread
-        self._before = None  # (row, variable, traced value before the update) while `apply` is traced
-        self._hooks = keras_internals.Hooks(optimizer, apply_gradients=self._hook_apply, update_all=self._hook_update_all)
-        self._originals = self._hooks.original
         _retrace()
 
     def remove(self):
-        self.active = False
-        self._hooks.remove()
+        super().remove()
         _retrace()
 
     def resume(self, calls):
@@ -99,12 +89,7 @@ class JaxCapture:
 
     # ------------------------------------------------------- traced hooks
     def _hook_apply(self, grads, trainable_variables):
-        before = []
-        for v in trainable_variables:
-            row = self._rows.get(keras_internals.variable_key(self._optimizer, v))
-            if row is not None:
-                before.append((row, v, v.value))
-        self._before = before
+        self._before = self._values_before(trainable_variables, lambda v: v.value)  # traced values
         try:
             self._originals["apply_gradients"](grads, trainable_variables)
         finally:
@@ -115,43 +100,26 @@ class JaxCapture:
         before = self._before
         if not before:
             return
-        by_variable = {id(v): g for g, v in zip(grads, trainable_variables)}
-        entries = [(row, v) for row, v, _ in before if id(v) in by_variable]
-        old = {row: value for row, _, value in before}
         calls = jnp.asarray(keras_internals.apply_calls(self._optimizer).value, jnp.int32) + 1
         k = self._accumulation
         t = calls // k
         log = (calls % k == 0) & ((t - 1) % self.every_n_steps == 0)
 
         def logged():
-            groups = update_groups.Groups(self._optimizer, entries)
-            results = []
-            for index, group in enumerate(groups.groups):
-                variables = [v for _, v in group]
-                inputs = update_groups.group_inputs(
-                    self._optimizer,
-                    self._rule,
-                    variables,
-                    [old[r] for r, _ in group],
-                    [v.value for v in variables],
-                    [by_variable[id(v)] for v in variables],
-                    learning_rate,
-                )
-                results.append(update_groups.reduce_group(ops_jax.OPS, groups, index, inputs, learning_rate, self._metrics))
-            rows = groups.rows()
+            results = self._reduce_update(ops_jax.OPS, before, grads, trainable_variables, learning_rate)
+            rows = [r for r, _ in results]
             jax.debug.callback(
-                lambda t, lr, results: self._arrive(t, lr, list(zip(rows, results))),
+                lambda t, lr, reduced: self._arrive(t, lr, list(zip(rows, reduced))),
                 t,
                 jnp.asarray(learning_rate, jnp.float32),
-                results,
+                [r for _, r in results],
             )
 
         jax.lax.cond(log, logged, lambda: None)
 
     def _arrive(self, t, learning_rate, results):
         if self.active:
-            tree = jax.tree_util.tree_map(lambda x: jax.device_get(x), results)
-            self._arrived.append((int(t), float(learning_rate), tree))
+            self._arrived.append((int(t), float(learning_rate), jax.tree_util.tree_map(jax.device_get, results)))
 
 
 class JaxMonitor(BackendMonitor):

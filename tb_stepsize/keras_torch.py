@@ -34,35 +34,18 @@ from tb_stepsize import keras_internals, ops_torch, update_groups, update_stats
 from tb_stepsize.backend_monitor import BackendMonitor
 
 
-def _detached(x):
-    return x.detach().clone()
-
-
-class TorchCapture:
+class TorchCapture(update_groups.Capture):
     """Hooks one optimizer so that each logged update is reduced on its device.
 
     `take()` copies what waits to the host: a list of `(step,
     learning_rate, [(rows, (stats, hists, scalars))])`.
     """
 
-    def __init__(self, optimizer, watched, rule, metrics, every_n_steps, accumulation):
-        self._optimizer = optimizer
-        self._rule = rule
-        self._metrics = metrics
-        self._rows = {keras_internals.variable_key(optimizer, v): r for r, v in enumerate(watched)}
-        self.every_n_steps = every_n_steps
-        self._accumulation = accumulation
-        self.active = True
+    def __init__(self, optimizer, *args):
+        super().__init__(optimizer, *args)
         self._calls = keras_internals.apply_call_count(optimizer)
         self._waiting = []  # (t, learning rate tensor, [(rows, device results)])
-        self._before = None
         self._t = None
-        self._hooks = keras_internals.Hooks(optimizer, apply_gradients=self._hook_apply, update_all=self._hook_update_all)
-        self._originals = self._hooks.original
-
-    def remove(self):
-        self.active = False
-        self._hooks.remove()
 
     def resume(self, calls):
         self._calls = calls
@@ -100,12 +83,7 @@ class TorchCapture:
         k = self._accumulation
         t = self._calls // k
         if self.active and self._calls % k == 0 and (t - 1) % self.every_n_steps == 0:
-            before = []
-            for v in trainable_variables:
-                row = self._rows.get(keras_internals.variable_key(self._optimizer, v))
-                if row is not None:
-                    before.append((row, v, _detached(v.value)))
-            self._before, self._t = before, t
+            self._before, self._t = self._values_before(trainable_variables, lambda v: v.value.detach().clone()), t
 
     @torch.compiler.disable
     def _end(self, grads, trainable_variables, learning_rate):
@@ -113,25 +91,13 @@ class TorchCapture:
         before, self._before = self._before, None
         if not before:
             return
-        by_variable = {id(v): g for g, v in zip(grads, trainable_variables)}
-        entries = [(row, v) for row, v, _ in before if id(v) in by_variable]
-        old = {row: value for row, _, value in before}
-        groups = update_groups.Groups(self._optimizer, entries)
-        results = []
         with torch.no_grad():
-            for index, group in enumerate(groups.groups):
-                variables = [v for _, v in group]
-                args = (
-                    variables,
-                    [old[r] for r, _ in group],
-                    [v.value for v in variables],
-                    [by_variable[id(v)] for v in variables],
-                )
-                results.append((groups.rows()[index], self._reduce(groups, index, args, learning_rate)))
+            reduce = lambda *args: self._reduce(*args, learning_rate)  # noqa: E731
+            results = self._reduce_update(ops_torch.OPS, before, grads, trainable_variables, learning_rate, reduce)
         self._waiting.append((self._t, kops.cast(learning_rate, "float32"), results))
 
-    def _reduce(self, groups, index, args, learning_rate):
-        variables, old, new, grads = args
+    def _reduce(self, groups, index, variables, old, new, grads, learning_rate):
+        """One group in one call, or a large variable in chunks of `update_groups.CHUNK`."""
         n = sum(int(v.numel()) for v in new)
         if len(variables) > 1 or n <= update_groups.CHUNK:
             inputs = update_groups.group_inputs(self._optimizer, self._rule, variables, old, new, grads, learning_rate)

@@ -154,3 +154,59 @@ def assemble(n_rows, metrics, results):
             else:
                 stats[m][rows, 0] = np.asarray(g_scalars[m], np.float32)
     return stats, hists
+
+
+class Capture:
+    """What the JAX and torch captures share: the watched rows, the logging
+    schedule, the on/off switch, the two hooks on the optimizer, and one
+    logged update reduced group by group with `ops`.
+
+    A subclass defines `_hook_apply(grads, trainable_variables)` and
+    `_hook_update_all(grads, trainable_variables, learning_rate)`.
+    """
+
+    def __init__(self, optimizer, watched, rule, metrics, every_n_steps, accumulation):
+        self._optimizer = optimizer
+        self._rule = rule
+        self._metrics = metrics
+        self._rows = {keras_internals.variable_key(optimizer, v): r for r, v in enumerate(watched)}
+        self.every_n_steps = every_n_steps
+        self._accumulation = accumulation
+        self.active = True
+        self._before = None  # [(row, variable, value before the update)] of the update being made
+        self._hooks = keras_internals.Hooks(optimizer, apply_gradients=self._hook_apply, update_all=self._hook_update_all)
+        self._originals = self._hooks.original
+
+    def remove(self):
+        self.active = False
+        self._hooks.remove()
+
+    def _values_before(self, trainable_variables, read):
+        """`[(row, variable, read(variable))]` of the watched ones among `trainable_variables`."""
+        out = []
+        for v in trainable_variables:
+            row = self._rows.get(keras_internals.variable_key(self._optimizer, v))
+            if row is not None:
+                out.append((row, v, read(v)))
+        return out
+
+    def _reduce_update(self, ops, before, grads, trainable_variables, learning_rate, reduce=None):
+        """`[(rows, (stats, hists, scalars))]` of one update, on the device.
+
+        `reduce(groups, index, variables, old, new, grads)` may replace the
+        one-call reduction of a group (torch chunks large variables).
+        """
+        by_variable = {id(v): g for g, v in zip(grads, trainable_variables)}
+        old = {row: value for row, _, value in before}
+        groups = Groups(self._optimizer, [(row, v) for row, v, _ in before if id(v) in by_variable])
+        results = []
+        for index, group in enumerate(groups.groups):
+            variables = [v for _, v in group]
+            args = ([old[r] for r, _ in group], [v.value for v in variables], [by_variable[id(v)] for v in variables])
+            if reduce is not None:
+                result = reduce(groups, index, variables, *args)
+            else:
+                inputs = group_inputs(self._optimizer, self._rule, variables, *args, learning_rate)
+                result = reduce_group(ops, groups, index, inputs, learning_rate, self._metrics)
+            results.append(result)
+        return list(zip(groups.rows(), results))

@@ -22,18 +22,11 @@ import pytest
 
 import exactness_helpers
 import tb_stepsize
+from fit_helpers import X, Y, Subclassed, WeightRecorder, functional, sequential, to_numpy, train  # noqa: F401
 
 BACKEND = keras.backend.backend()
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEMO = os.path.join(HERE, "..", "demo")
-
-X = np.random.default_rng(0).standard_normal((96, 8)).astype("float32")
-Y = np.random.default_rng(1).standard_normal((96, 2)).astype("float32")
-
-
-def to_numpy(x):
-    return np.asarray(keras.ops.convert_to_numpy(x))
-
 
 def deterministic():
     if BACKEND == "torch":
@@ -44,66 +37,6 @@ def deterministic():
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
-
-
-# ------------------------------------------------------- custom loops
-def custom_loop_step(model, optimizer, variables):
-    """`step(x, y) -> grads`: one update as a custom loop on this backend makes it
-    (TensorFlow: `optimizer.apply` in a `tf.function`; JAX: `stateless_apply`
-    in a jitted step; torch: eager `optimizer.apply`)."""
-    if BACKEND == "tensorflow":
-        import tensorflow as tf
-
-        @tf.function
-        def step(x, y):
-            with tf.GradientTape() as tape:
-                loss = tf.reduce_mean(tf.square(tf.cast(model(x), tf.float32) - y))
-                scaled = optimizer.scale_loss(loss)
-            grads = tape.gradient(scaled, variables)
-            optimizer.apply(grads, variables)
-            return grads
-
-        return step
-    if BACKEND == "jax":
-        import jax
-        import jax.numpy as jnp
-
-        non_trainable = [v.value for v in model.non_trainable_variables]
-
-        @jax.jit
-        def pure(trainable, optimizer_values, x, y):
-            def loss_fn(trainable):
-                y_pred, _ = model.stateless_call(trainable, non_trainable, x)
-                loss = jnp.mean(jnp.square(y_pred.astype("float32") - y))
-                with keras.StatelessScope(state_mapping=list(zip(optimizer.variables, optimizer_values))):
-                    return optimizer.scale_loss(loss)
-
-            grads = jax.grad(loss_fn)(trainable)
-            trainable, optimizer_values = optimizer.stateless_apply(optimizer_values, grads, trainable)
-            return trainable, optimizer_values, grads
-
-        def step(x, y):
-            trainable, optimizer_values, grads = pure([v.value for v in variables], [v.value for v in optimizer.variables], x, y)
-            for v, value in zip(variables, trainable):
-                v.assign(value)
-            for v, value in zip(optimizer.variables, optimizer_values):
-                v.assign(value)
-            return grads
-
-        return step
-    import torch
-
-    def step(x, y):
-        loss = keras.ops.mean(keras.ops.square(keras.ops.cast(model(x), "float32") - keras.ops.convert_to_tensor(y)))
-        scaled = optimizer.scale_loss(loss)
-        model.zero_grad()
-        scaled.backward()
-        grads = [v.value.grad for v in variables]
-        with torch.no_grad():
-            optimizer.apply(grads, variables)
-        return [g.detach().clone() for g in grads]
-
-    return step
 
 
 def small_chunks(monkeypatch):
@@ -125,35 +58,6 @@ EXACT_CASES = (
 )
 
 
-def _train_custom(tmp_path, optimizer_name, dtype):
-    keras.utils.set_random_seed(1)
-    if dtype.startswith("mixed_"):
-        keras.mixed_precision.set_global_policy(dtype)
-    try:
-        model = exactness_helpers.model_for(dtype)
-        optimizer = exactness_helpers.optimizer_for(optimizer_name, dtype)
-        inner = getattr(optimizer, "inner_optimizer", optimizer)
-        variables = model.trainable_variables
-        optimizer.build(variables)
-        monitor = tb_stepsize.StepSizeMonitor(str(tmp_path), optimizer, variables, on_error="raise")
-        step = custom_loop_step(model, optimizer, variables)
-        rng = np.random.default_rng(0)
-        records = []
-        for _ in range(exactness_helpers.STEPS):
-            x = rng.standard_normal((64, 16)).astype("float32")
-            y = rng.standard_normal((64, 4)).astype("float32")
-            scale = float(to_numpy(optimizer.dynamic_scale)) if dtype == "mixed_float16" else 1.0
-            t, lr = exactness_helpers.state_before(inner)
-            before = exactness_helpers.weights_of(variables)
-            grads = step(x, y)
-            monitor.after_steps()
-            records.append(exactness_helpers.record(inner, variables, t, lr, before, grads, scale))
-        monitor.close()
-        return model, inner, records, inner.get_config()
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-
-
 @pytest.mark.parametrize("optimizer_name,dtype", EXACT_CASES, ids=[f"{o}-{d}" for o, d in EXACT_CASES])
 def test_every_statistic_matches_numpy(tmp_path, monkeypatch, optimizer_name, dtype):
     if BACKEND == "jax" and optimizer_name == "nadam" and dtype == "mixed_float16":
@@ -164,7 +68,7 @@ def test_every_statistic_matches_numpy(tmp_path, monkeypatch, optimizer_name, dt
     if dtype == "float32-chunked":
         small_chunks(monkeypatch)
         dtype = "float32"
-    model, inner, records, config = _train_custom(tmp_path, optimizer_name, dtype)
+    model, inner, records, config = exactness_helpers.train_custom(tmp_path, optimizer_name, dtype)
     run = tb_stepsize.load(str(tmp_path))
     exactness_helpers.check_run(run, model.trainable_variables, inner, records, config, optimizer_name, dtype)
     if dtype == "mixed_float16":
@@ -198,52 +102,6 @@ def test_rules_reproduce_keras_own_update():
 
 
 # ------------------------------------------------------------- fit
-def sequential():
-    return keras.Sequential(
-        [keras.Input((8,)), keras.layers.Dense(16, activation="tanh", name="hidden"), keras.layers.Dense(2, name="out")]
-    )
-
-
-def functional():
-    inputs = keras.Input((8,))
-    h = keras.layers.Dense(16, activation="tanh", name="hidden")(inputs)
-    h = keras.layers.LayerNormalization(name="norm")(h)
-    return keras.Model(inputs, keras.layers.Dense(2, name="out")(h))
-
-
-class Subclassed(keras.Model):
-    def __init__(self):
-        super().__init__()
-        self.hidden = keras.layers.Dense(16, activation="tanh")
-        self.out = keras.layers.Dense(2)
-
-    def call(self, x):
-        return self.out(self.hidden(x))
-
-
-class WeightRecorder(keras.callbacks.Callback):
-    """Weights after every optimizer step (steps_per_execution=1)."""
-
-    def on_train_begin(self, logs=None):
-        self.weights = [[to_numpy(v).copy() for v in self.model.trainable_variables]]
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.weights.append([to_numpy(v).copy() for v in self.model.trainable_variables])
-
-
-def train(model, log_dir, optimizer=None, epochs=2, callbacks=(), every_n_steps=1, cb_kwargs=None, **compile_kwargs):
-    """Fit `model` (or `model()` when given a builder, built after seeding)."""
-    keras.utils.set_random_seed(3)
-    if callable(model) and not isinstance(model, keras.Model):
-        model = model()
-    model.compile(optimizer=optimizer or keras.optimizers.Adam(1e-2), loss="mse", **compile_kwargs)
-    cbs = list(callbacks)
-    if log_dir is not None:
-        cbs.append(tb_stepsize.StepSizeCallback(str(log_dir), every_n_steps=every_n_steps, **(cb_kwargs or {})))
-    model.fit(X, Y, batch_size=16, epochs=epochs, shuffle=False, verbose=0, callbacks=cbs)
-    return model
-
-
 JIT = [False, True] if BACKEND == "torch" else [None]
 
 

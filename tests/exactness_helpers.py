@@ -2,14 +2,18 @@
 the state a test snapshots around each update and the comparison of a
 recorded run against `reference`'s numpy recomputation.
 
-Imports only Keras and numpy: `test_exactness` (TensorFlow) and
-`backend_cases` (TensorFlow, JAX, torch) use it.
+Imports Keras and numpy (and a backend's framework only inside the custom
+loop written for it): `test_exactness` (TensorFlow) and `backend_cases`
+(TensorFlow, JAX, torch) use it.
 """
 
 import keras
 import numpy as np
 
 import reference
+import tb_stepsize
+
+BACKEND = keras.backend.backend()
 
 OPTIMIZERS = {
     "adam": lambda: keras.optimizers.Adam(1e-2),
@@ -26,7 +30,7 @@ STEPS = 3
 # XLA on CPU (JAX) evaluates float32 formulas a rounding or two away from
 # numpy's order of operations (`reference.xla_slack`): there the elementwise
 # rule metrics are checked within that bound of the reference, per element.
-XLA = keras.backend.backend() == "jax"
+XLA = BACKEND == "jax"
 
 
 def numpy_f32(x):
@@ -81,7 +85,7 @@ def record(inner, variables, t, lr, before, grads, scale):
         "t": t,
         "lr": lr,
         "before": before,
-        "after": [numpy_f32(v) if v.dtype == "bfloat16" else np.asarray(keras.ops.convert_to_numpy(v)) for v in variables],
+        "after": weights_of(variables),
         "grads": [
             (numpy_f32(g) / np.float32(scale)).astype(np.float32).astype(v.dtype if v.dtype != "bfloat16" else np.float32)
             for g, v in zip(grads, variables)
@@ -134,6 +138,96 @@ def expected(inner, config, record, i, var):
         second_moment_rms=reference.rms(norm),
     )
     return out
+
+
+def custom_loop_step(model, optimizer, variables):
+    """`step(x, y) -> grads`: one update as a custom loop on this backend makes it
+    (TensorFlow: `optimizer.apply` in a `tf.function`; JAX: `stateless_apply`
+    in a jitted step; torch: eager `optimizer.apply`)."""
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function
+        def step(x, y):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.square(tf.cast(model(x), tf.float32) - y))
+                scaled = optimizer.scale_loss(loss)
+            grads = tape.gradient(scaled, variables)
+            optimizer.apply(grads, variables)
+            return grads
+
+        return step
+    if BACKEND == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        non_trainable = [v.value for v in model.non_trainable_variables]
+
+        @jax.jit
+        def pure(trainable, optimizer_values, x, y):
+            def loss_fn(trainable):
+                y_pred, _ = model.stateless_call(trainable, non_trainable, x)
+                loss = jnp.mean(jnp.square(y_pred.astype("float32") - y))
+                with keras.StatelessScope(state_mapping=list(zip(optimizer.variables, optimizer_values))):
+                    return optimizer.scale_loss(loss)
+
+            grads = jax.grad(loss_fn)(trainable)
+            trainable, optimizer_values = optimizer.stateless_apply(optimizer_values, grads, trainable)
+            return trainable, optimizer_values, grads
+
+        def step(x, y):
+            trainable, optimizer_values, grads = pure([v.value for v in variables], [v.value for v in optimizer.variables], x, y)
+            for v, value in zip(variables, trainable):
+                v.assign(value)
+            for v, value in zip(optimizer.variables, optimizer_values):
+                v.assign(value)
+            return grads
+
+        return step
+    import torch
+
+    def step(x, y):
+        loss = keras.ops.mean(keras.ops.square(keras.ops.cast(model(x), "float32") - keras.ops.convert_to_tensor(y)))
+        scaled = optimizer.scale_loss(loss)
+        model.zero_grad()
+        scaled.backward()
+        grads = [v.value.grad for v in variables]
+        with torch.no_grad():
+            optimizer.apply(grads, variables)
+        return [g.detach().clone() for g in grads]
+
+    return step
+
+
+def train_custom(log_dir, optimizer_name, dtype):
+    """`STEPS` monitored updates of `model_for(dtype)` in this backend's custom loop:
+    `(model, inner optimizer, records, its config)`."""
+    keras.utils.set_random_seed(1)
+    if dtype.startswith("mixed_"):
+        keras.mixed_precision.set_global_policy(dtype)
+    try:
+        model = model_for(dtype)
+        optimizer = optimizer_for(optimizer_name, dtype)
+        inner = getattr(optimizer, "inner_optimizer", optimizer)
+        variables = model.trainable_variables
+        optimizer.build(variables)
+        monitor = tb_stepsize.StepSizeMonitor(str(log_dir), optimizer, variables, on_error="raise")
+        step = custom_loop_step(model, optimizer, variables)
+        rng = np.random.default_rng(0)
+        records = []
+        for _ in range(STEPS):
+            x = rng.standard_normal((64, 16)).astype("float32")
+            y = rng.standard_normal((64, 4)).astype("float32")
+            scale = float(numpy_f32(optimizer.dynamic_scale)) if dtype == "mixed_float16" else 1.0
+            t, lr = state_before(inner)
+            before = weights_of(variables)
+            grads = step(x, y)
+            monitor.after_steps()
+            records.append(record(inner, variables, t, lr, before, grads, scale))
+        monitor.close()
+        return model, inner, records, inner.get_config()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
 
 
 def keras_name(inner):

@@ -22,46 +22,11 @@ CASES = [(o, "float32") for o in OPTIMIZERS] + [(o, "mixed_float16") for o in OP
     ("adamw", "float32-chunked"),
     ("nadam", "float32-chunked"),
 ]
-STEPS = exactness_helpers.STEPS
 
 
 def _train(tmp_path, optimizer_name, dtype):
-    keras.utils.set_random_seed(1)
-    if dtype == "mixed_float16":
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
-        model = exactness_helpers.model_for(dtype)
-        optimizer = exactness_helpers.optimizer_for(optimizer_name, dtype)
-        inner = getattr(optimizer, "inner_optimizer", optimizer)
-        variables = model.trainable_variables
-        optimizer.build(variables)
-        monitor = tb_stepsize.StepSizeMonitor(str(tmp_path), optimizer, variables, on_error="raise")
-
-        @tf.function
-        def train_step(x, y):
-            with tf.GradientTape() as tape:
-                loss = tf.reduce_mean(tf.square(tf.cast(model(x), tf.float32) - y))
-                scaled = optimizer.scale_loss(loss)
-            grads = tape.gradient(scaled, variables)
-            optimizer.apply(grads, variables)
-            return grads
-
-        rng = np.random.default_rng(0)
-        records = []
-        for _ in range(STEPS):
-            x = rng.standard_normal((64, 16)).astype("float32")
-            y = rng.standard_normal((64, 4)).astype("float32")
-            scale = float(optimizer.dynamic_scale.numpy()) if dtype == "mixed_float16" else 1.0
-            t, lr = exactness_helpers.state_before(inner)
-            before = [np.asarray(v.numpy()) for v in variables]
-            grads = train_step(x, y)
-            monitor.after_steps()
-            records.append(exactness_helpers.record(inner, variables, t, lr, before, grads, scale))
-        monitor.close()
-        config = inner.get_config()
-        return model, inner, records, config
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    """A `tf.function` custom loop calling `optimizer.apply` (`exactness_helpers.custom_loop_step`)."""
+    return exactness_helpers.train_custom(tmp_path, optimizer_name, dtype)
 
 
 @pytest.mark.parametrize("optimizer_name,dtype", CASES, ids=[f"{o}-{d}" for o, d in CASES])
