@@ -22,7 +22,7 @@ def run_cases(backend, *pytest_args, env=None):
     if importlib.util.find_spec(PACKAGES[backend]) is None:
         pytest.skip(f"{backend} is not installed")
     proc = subprocess.run(
-        [sys.executable, os.path.join(HERE, "backend_runner.py"), backend, "-q", "-x", *pytest_args],
+        [sys.executable, os.path.join(HERE, "backend_runner.py"), backend, "-x", *pytest_args],
         capture_output=True,
         text=True,
         timeout=3000,
