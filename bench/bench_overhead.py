@@ -3,8 +3,11 @@
     python bench/bench_overhead.py                  # full table (about 25 minutes on 2 cores)
     python bench/bench_overhead.py --models cnn     # one model
     python bench/bench_overhead.py --quick          # seconds-long smoke run, numbers meaningless
+    python bench/bench_overhead.py --backends jax,torch --models cnn   # Keras' other backends
 
-For each model (the demo CNN, the demo transformer, a CNN of about a
+Each (backend, model) pair runs in its own process with `KERAS_BACKEND` set
+(Keras reads it once); every ratio is to plain `fit` on the same backend,
+measured in that process.  For each model (the demo CNN, the demo transformer, a CNN of about a
 million parameters, a ~100M-parameter MLP), every configuration trains
 from the same start; configurations are interleaved and repeated, the
 first epoch (tracing) is dropped, each fit counts its fastest epoch (step
@@ -17,17 +20,19 @@ steadier measure of the work added) and of wall time.  Columns:
 * `every_n=1/10/100`: time per step with StepSizeCallback ÷ plain fit;
 * `n=1 step,ratio`: every step, only `metrics=("step", "update_ratio")`;
 * `keras_hist`: keras.callbacks.TensorBoard(histogram_freq=1) with epochs of
-  `--steps` steps (weight histograms at that frequency) ÷ plain fit;
+  `--steps` steps (weight histograms at that frequency) ÷ plain fit
+  (TensorFlow only: that callback writes through TensorFlow);
 * `first fit +s`: wall seconds the first epoch of a fit with the callback
   (every step logged) takes beyond the plain fit's first epoch -- tracing
   and compiling the monitored train step (median over the repeats);
 * `logged/floor`: extra time of one logged step ÷ one compiled pass that
   reads every trainable weight and optimizer slot once (the memory-traffic
-  floor of any exact monitor);
+  floor of any exact monitor; TensorFlow only, nan elsewhere);
 * `bytes/step/layer`: event-file bytes per logged step per variable;
 * `reads/100`: device-buffer pulls (each one host/device sync) per 100
   steps at every_n=1 -- unlogged steps never pull, logged ones are pulled
-  in batches;
+  in batches (JAX: effects barriers, at epoch ends; torch: copies of the
+  waiting summaries to the host);
 * `mem/largest`: extra peak RSS with the callback ÷ the largest variable
   (fresh processes, min over repeats).
 """
@@ -138,10 +143,13 @@ def memory_floor(model):
 
 def time_model(name, args):
     import keras
+    import numpy as np
 
     import tb_stepsize
 
     configs = ["fit", "every_n=1", "every_n=10", "every_n=100", "n=1 step,ratio", "keras_hist"]
+    if keras.backend.backend() != "tensorflow":
+        configs.remove("keras_hist")
     if name == "mlp100m" and not args.quick:
         # Keras' histogram summary one-hot encodes every weight into 30 float64
         # buckets: [67M, 30] doubles = 16 GB for the widest layer (OOM here).
@@ -185,9 +193,9 @@ def time_model(name, args):
                     files = glob.glob(os.path.join(log_dir, "events.out.tfevents.*"))
                     logged = callbacks[0].monitor.logged_steps
                     extra["bytes"] = sum(os.path.getsize(f) for f in files) / logged / len(model.trainable_variables)
-                    extra["floor"] = memory_floor(model)
+                    extra["floor"] = memory_floor(model) if keras.backend.backend() == "tensorflow" else float("nan")
                     extra["layers"] = len(model.trainable_variables)
-                    extra["params"] = sum(int(v.numpy().size) for v in model.trainable_variables)
+                    extra["params"] = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
                     extra["reads"] = callbacks[0].monitor.host_reads * 100 / ((1 + args.epochs) * args.steps)
                 del model, callbacks
                 keras.backend.clear_session()
@@ -199,9 +207,10 @@ def time_model(name, args):
         return f"{paired(cpu_per_step, config):.2f}/{paired(per_step, config):.2f}"
 
     ratio = {c: failed[c] if c in failed else cpu_wall(c) for c in configs}
-    ratio.setdefault("keras_hist", "OOM")
+    ratio.setdefault("keras_hist", "OOM" if keras.backend.backend() == "tensorflow" else "n/a")
     logged_extra = statistics.median(a - b for a, b in zip(per_step["every_n=1"], per_step["fit"]))
     return {
+        "backend": keras.backend.backend(),
         "model": name,
         "params": extra["params"],
         "layers": extra["layers"],
@@ -224,7 +233,7 @@ model, x, y, batch = b.build({name!r}, {quick!r})
 b.compile_model(model)
 callbacks = [tb_stepsize.StepSizeCallback(tempfile.mkdtemp())] if sys.argv[1] == "on" else []
 model.fit(x[: 4 * batch], y[: 4 * batch], batch_size=batch, epochs=2, verbose=0, callbacks=callbacks)
-largest = max(int(v.numpy().nbytes) for v in model.trainable_variables)
+largest = max(int(keras.ops.convert_to_numpy(v).nbytes) for v in model.trainable_variables)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, largest)
 """
 
@@ -242,6 +251,7 @@ def memory_ratio(name, args):
 
 COLUMNS = [  # name, width, format
     ("model", 12, "s"),
+    ("backend", 10, "s"),
     ("params", 11, ",d"),
     ("layers", 6, "d"),
     ("ms/step", 8, ".1f"),
@@ -261,6 +271,7 @@ COLUMNS = [  # name, width, format
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="cnn,transformer,cnn1m,mlp100m")
+    parser.add_argument("--backends", default="tensorflow", help="Keras backends, comma-separated (tensorflow,jax,torch)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=5, help="timed epochs after one warm-up epoch")
     parser.add_argument("--steps", type=int, default=10, help="steps per epoch (= keras_hist frequency)")
@@ -277,11 +288,16 @@ def main():
             f"cpu/wall: medians of {args.repeats} interleaved repeats, each paired with its plain fit"
         )
         print(" ".join(f"{name:>{width}s}" for name, width, _ in COLUMNS), flush=True)
-    if len(names) > 1:  # one process per model: one model's memory never weighs on the next
-        for name in names:
-            argv = ["--models", name, "--row_only", "--repeats", str(args.repeats), "--epochs", str(args.epochs)]
-            argv += ["--steps", str(args.steps), "--memory_repeats", str(args.memory_repeats)] + ["--quick"] * args.quick
-            subprocess.run([sys.executable, os.path.abspath(__file__), *argv], check=True)
+    backends = args.backends.split(",")
+    if len(names) > 1 or backends != [os.environ.get("KERAS_BACKEND", "tensorflow")]:
+        # One process per backend and model: the backend is read once per process,
+        # and one model's memory never weighs on the next.
+        for backend in backends:
+            for name in names:
+                argv = ["--models", name, "--backends", backend, "--row_only", "--repeats", str(args.repeats)]
+                argv += ["--epochs", str(args.epochs), "--steps", str(args.steps), "--memory_repeats", str(args.memory_repeats)]
+                env = dict(os.environ, KERAS_BACKEND=backend)
+                subprocess.run([sys.executable, os.path.abspath(__file__), *argv] + ["--quick"] * args.quick, check=True, env=env)
         return
     (name,) = names
     row = time_model(name, args)

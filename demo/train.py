@@ -1,6 +1,7 @@
 """The demo: train small real models and record their step sizes.
 
     python demo/train.py --logdir logs            # about 3 minutes on 2 CPU cores
+    python demo/train.py --backend jax            # or torch: the same runs on Keras' JAX / torch backend
     tensorboard --logdir logs                     # then open the "Step Sizes" tab
 
 Runs (each a TensorBoard run under --logdir):
@@ -14,8 +15,15 @@ import argparse
 import os
 import sys
 
-import keras
-import numpy as np
+BACKENDS = ("tensorflow", "jax", "torch")
+if __name__ == "__main__":  # Keras reads KERAS_BACKEND once, at its import: --backend is read before it
+    _pre = argparse.ArgumentParser(add_help=False)
+    _pre.add_argument("--backend", choices=BACKENDS)
+    if _pre.parse_known_args()[0].backend:
+        os.environ["KERAS_BACKEND"] = _pre.parse_known_args()[0].backend
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import data  # noqa: E402
@@ -49,7 +57,13 @@ def cnn():
 def transformer(vocab=16, length=12, dim=48, heads=4, blocks=2):
     tokens = keras.Input((length,), dtype="int32")
     x = keras.layers.Embedding(vocab, dim, name="embed")(tokens)
-    positions = keras.layers.Embedding(length, dim, name="pos_embed")(keras.ops.arange(length)[None])
+    position_ids = keras.ops.arange(length)[None]
+    if keras.backend.backend() == "torch":
+        # On torch a lookup of a constant is computed once, outside the model's graph (its
+        # second backward fails): ids derived from the input keep it in the graph.  Elsewhere
+        # the constant stays (the demo's recorded runs and findings are from it).
+        position_ids = keras.ops.zeros_like(tokens) + keras.ops.arange(length, dtype="int32")[None]
+    positions = keras.layers.Embedding(length, dim, name="pos_embed")(position_ids)
     x = x + positions
     for b in range(blocks):
         h = keras.layers.LayerNormalization(name=f"block{b}_ln1")(x)
@@ -80,10 +94,9 @@ def run(name, model, optimizer, x, y, args, epochs, batch_size=64):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    callbacks = [
-        tb_stepsize.StepSizeCallback(log_dir, every_n_steps=args.every_n_steps),
-        keras.callbacks.TensorBoard(log_dir, update_freq="epoch", histogram_freq=0),
-    ]
+    callbacks = [tb_stepsize.StepSizeCallback(log_dir, every_n_steps=args.every_n_steps)]
+    if keras.backend.backend() == "tensorflow":  # Keras' TensorBoard callback writes through TensorFlow
+        callbacks.append(keras.callbacks.TensorBoard(log_dir, update_freq="epoch", histogram_freq=0))
     history = model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, callbacks=callbacks)
     print(f"{name:18s} loss {history.history['loss'][0]:.3f} -> {history.history['loss'][-1]:.3f}  ({log_dir})")
 
@@ -94,6 +107,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--samples", type=int, default=4096)
     parser.add_argument("--every_n_steps", type=int, default=1)
+    parser.add_argument("--backend", choices=BACKENDS, help="Keras backend (default: KERAS_BACKEND or tensorflow)")
     args = parser.parse_args(argv)
     keras.utils.set_random_seed(0)
 

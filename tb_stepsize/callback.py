@@ -1,15 +1,20 @@
-"""`StepSizeCallback`: the monitor, wired into `model.fit`."""
+"""`StepSizeCallback`: the monitor, wired into `model.fit`, on any Keras backend.
+
+The monitor is the one `backends.monitor_class` names for the running
+backend (TensorFlow, JAX, torch), imported when the callback first attaches.
+"""
 
 import keras
 
-from tb_stepsize.monitor import StepSizeMonitor
+from tb_stepsize import backends
 
 
 class StepSizeCallback(keras.callbacks.Callback):
     """Logs per-layer step sizes of every `every_n_steps`-th optimizer update.
 
-    `callbacks=[StepSizeCallback("logs/run1")]` in `model.fit`.  Keyword
-    arguments are those of `StepSizeMonitor`.  The train function is
+    `callbacks=[StepSizeCallback("logs/run1")]` in `model.fit`, on the
+    TensorFlow, JAX or torch backend.  Keyword arguments are those of
+    `StepSizeMonitor`.  The train function is
     retraced once, at the start of the first `fit` (so the hooks are compiled
     in); at the end of `fit` the monitor pauses (a later `fit` without the
     callback records nothing), and a later `fit` with the same callback
@@ -64,7 +69,7 @@ class StepSizeCallback(keras.callbacks.Callback):
     def _attach(self):
         model = self.model
         self._monitor_kwargs.setdefault("steps_per_call", int(getattr(model, "steps_per_execution", 1) or 1))
-        self.monitor = StepSizeMonitor(
+        self.monitor = backends.monitor_class()(
             self.log_dir,
             model.optimizer,
             model.trainable_variables,

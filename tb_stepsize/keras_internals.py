@@ -8,9 +8,11 @@ so that when Keras changes, this file shows what broke.  Every name was read
 in Keras 3.12.0 and 3.15.1, where the code used is the same (the files named
 are under `keras/src/optimizers/`).
 
-Nothing here builds TensorFlow graph code: the TensorFlow backend's private
-names are in `keras_tf`, and a JAX or torch backend module would sit beside
-it and share this one.  `attach_problem` and `old_keras_warning` are the
+Nothing here builds framework code: the TensorFlow backend's private names
+are in `keras_tf`; the JAX and torch captures (`keras_jax`, `keras_torch`)
+hook only `_backend_apply_gradients` and `_backend_update_step` through the
+same `Hooks` (on torch Keras swaps its optimizers for fused subclasses whose
+`update_step` is never called: `keras_class` maps them back).  `attach_problem` and `old_keras_warning` are the
 checks the monitor runs before it creates anything.
 """
 
@@ -26,7 +28,7 @@ except ImportError as e:  # moved in a later Keras: `attach_problem` says so
     BaseOptimizer, _IMPORT_ERROR = None, e
 
 MIN_KERAS = (3, 12)  # the oldest Keras the capture tests pass on
-SUPPORTED_BACKENDS = ("tensorflow",)
+SUPPORTED_BACKENDS = ("tensorflow", "jax", "torch")
 
 # The optimizer methods the monitor replaces on the instance (role -> method,
 # the parameters Keras passes), as base_optimizer.py calls them in 3.12-3.15:
@@ -72,10 +74,8 @@ def attach_problem(optimizer, name=None):
     """
     backend = keras.backend.backend()
     if backend not in SUPPORTED_BACKENDS:
-        return (
-            f"Keras backend {backend!r} is not supported yet (only {' and '.join(map(repr, SUPPORTED_BACKENDS))}: "
-            f"set KERAS_BACKEND={SUPPORTED_BACKENDS[0]} to record)"
-        )
+        names = ", ".join(map(repr, SUPPORTED_BACKENDS[:-1])) + f" and {SUPPORTED_BACKENDS[-1]!r}"
+        return f"Keras backend {backend!r} is not supported (tb_stepsize records on {names}: set KERAS_BACKEND to one of them)"
     name = name or type(optimizer).__name__
     if not isinstance(optimizer, keras.optimizers.Optimizer):
         return f"cannot decompose optimizer {name}: a Keras 3 optimizer (keras.optimizers.*) is needed"
@@ -139,6 +139,11 @@ def apply_calls(optimizer):
     return optimizer._iterations
 
 
+def apply_call_count(optimizer):
+    """`apply_calls(optimizer)` read on the host (one device read)."""
+    return int(keras.ops.convert_to_numpy(optimizer._iterations.value))
+
+
 def built_variables(optimizer):
     """The variables `optimizer.build` was given (base_optimizer.py `build`: `_trainable_variables`)."""
     return optimizer._trainable_variables
@@ -173,6 +178,27 @@ def decay_one(optimizer, variable):
     merge call, which cannot run inside one copy's `update_step`.
     """
     BaseOptimizer._apply_weight_decay(optimizer, [variable])
+
+
+def keras_class(optimizer):
+    """The public Keras class `optimizer` was made as.
+
+    On the torch backend `TorchOptimizer.__new__` (keras/src/backend/torch/
+    optimizers/torch_optimizer.py, 3.12-3.15) returns an instance of a
+    subclass from `keras.src.backend.torch.optimizers` (e.g. `torch_adam.Adam`
+    for `keras.optimizers.Adam`) whose fused `_parallel_update_step` computes
+    Keras' own formulas; this maps it back to the class the user asked for.
+    """
+    cls = type(optimizer)
+    if not cls.__module__.startswith(_TORCH_SWAPS):
+        return cls
+    for base in cls.__mro__[1:]:
+        if base.__name__ == cls.__name__ and not base.__module__.startswith(_TORCH_SWAPS):
+            return base
+    return cls
+
+
+_TORCH_SWAPS = "keras.src.backend.torch.optimizers."
 
 
 def _index(optimizer, variable):

@@ -15,6 +15,14 @@ gradients to
 * `normalized_grad`: g_t / sqrt(v_hat_t), with v_hat_t the bias-corrected
   second moment the optimizer divides by (0 where v_hat_t is 0).
 
+The formulas are written once with `keras.ops`, so the same rule serves the
+TensorFlow, JAX and torch backends, on that backend's tensors (inside a
+`tf.function`, a jitted JAX step or eagerly on a torch device).  Keras'
+torch backend swaps these classes for subclasses with a fused
+`_parallel_update_step` (`keras/src/backend/torch/optimizers/`) that computes
+the same expressions; `rule_for` accepts exactly those swapped classes too
+(`keras_internals.keras_class`).
+
 Formulas (t = iterations + 1, lr the learning rate at t):
 
 * Adam, AdamW, AMSGrad: alpha = lr * sqrt(1 - b2^t) / (1 - b1^t);
@@ -29,7 +37,7 @@ Formulas (t = iterations + 1, lr the learning rate at t):
 import collections
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from tb_stepsize import keras_internals
 
@@ -37,7 +45,7 @@ Rule = collections.namedtuple("Rule", ["scalars", "slots", "elementwise"])
 
 
 def _f32(x):
-    return tf.cast(x, tf.float32)
+    return ops.cast(x, "float32")
 
 
 def _step(optimizer):
@@ -46,14 +54,14 @@ def _step(optimizer):
 
 def _safe_ratio(g, denom_sq):
     positive = denom_sq > 0
-    return tf.where(positive, g / tf.sqrt(tf.where(positive, denom_sq, 1.0)), 0.0)
+    return ops.where(positive, g / ops.sqrt(ops.where(positive, denom_sq, 1.0)), 0.0)
 
 
 def _adam_scalars(optimizer, learning_rate):
     t = _step(optimizer)
-    beta_1_power = tf.pow(tf.constant(optimizer.beta_1, tf.float32), t)
-    beta_2_power = tf.pow(tf.constant(optimizer.beta_2, tf.float32), t)
-    alpha = _f32(learning_rate) * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+    beta_1_power = ops.power(_f32(optimizer.beta_1), t)
+    beta_2_power = ops.power(_f32(optimizer.beta_2), t)
+    alpha = _f32(learning_rate) * ops.sqrt(1 - beta_2_power) / (1 - beta_1_power)
     return {"alpha": alpha, "v_correction": 1 - beta_2_power, "epsilon": optimizer.epsilon}
 
 
@@ -63,7 +71,7 @@ def _adam_slots(optimizer, variable):
 
 def _adam_elementwise(s, a, g):
     m, v = _f32(a["m"]), _f32(a["v"])
-    denom = tf.sqrt(v) + s["epsilon"]
+    denom = ops.sqrt(v) + s["epsilon"]
     return {
         "effective_lr": s["alpha"] / denom,
         "update": (m * s["alpha"]) / denom,
@@ -73,10 +81,10 @@ def _adam_elementwise(s, a, g):
 
 def _nadam_scalars(optimizer, learning_rate):
     t = _step(optimizer)
-    beta_1 = tf.constant(optimizer.beta_1, tf.float32)
-    decay = tf.constant(0.96, tf.float32)
-    u_t = beta_1 * (1.0 - 0.5 * tf.pow(decay, t))
-    u_t_1 = beta_1 * (1.0 - 0.5 * tf.pow(decay, t + 1))
+    beta_1 = _f32(optimizer.beta_1)
+    decay = _f32(0.96)
+    u_t = beta_1 * (1.0 - 0.5 * ops.power(decay, t))
+    u_t_1 = beta_1 * (1.0 - 0.5 * ops.power(decay, t + 1))
     u_product_t = _f32(keras_internals.nadam_u_product(optimizer))
     return {
         "lr": _f32(learning_rate),
@@ -84,7 +92,7 @@ def _nadam_scalars(optimizer, learning_rate):
         "u_t_1": u_t_1,
         "u_product_t": u_product_t,
         "u_product_t_1": u_product_t * u_t_1,
-        "v_correction": 1 - tf.pow(tf.constant(optimizer.beta_2, tf.float32), t),
+        "v_correction": 1 - ops.power(_f32(optimizer.beta_2), t),
         "epsilon": optimizer.epsilon,
     }
 
@@ -96,7 +104,7 @@ def _nadam_slots(optimizer, variable):
 def _nadam_elementwise(s, a, g):
     m, v_hat = _f32(a["m"]), _f32(a["v"]) / s["v_correction"]
     m_hat = (s["u_t_1"] * m) / (1 - s["u_product_t_1"]) + ((1 - s["u_t"]) * g) / (1 - s["u_product_t"])
-    denom = tf.sqrt(v_hat) + s["epsilon"]
+    denom = ops.sqrt(v_hat) + s["epsilon"]
     return {
         "effective_lr": s["lr"] / denom,
         "update": (m_hat * s["lr"]) / denom,
@@ -105,7 +113,7 @@ def _nadam_elementwise(s, a, g):
 
 
 def _adamax_scalars(optimizer, learning_rate):
-    beta_1_power = tf.pow(tf.constant(optimizer.beta_1, tf.float32), _step(optimizer))
+    beta_1_power = ops.power(_f32(optimizer.beta_1), _step(optimizer))
     return {"lr": _f32(learning_rate), "correction": 1 - beta_1_power, "epsilon": optimizer.epsilon}
 
 
@@ -119,7 +127,7 @@ def _adamax_elementwise(s, a, g):
     return {
         "effective_lr": s["lr"] / denom,
         "update": (s["lr"] * m) / denom,
-        "normalized_grad": _safe_ratio(g, tf.square(u)),
+        "normalized_grad": _safe_ratio(g, ops.square(u)),
     }
 
 
@@ -135,5 +143,5 @@ RULES = {
 
 
 def rule_for(optimizer):
-    """The rule for `optimizer`'s exact class, or None."""
-    return RULES.get(type(optimizer))
+    """The rule for `optimizer`'s exact class (or its torch-backend swap), or None."""
+    return RULES.get(keras_internals.keras_class(optimizer))

@@ -23,6 +23,13 @@ def test_overhead_bench_smoke():
     assert "every_n=1" in out and "\n         cnn " in out
 
 
+def test_overhead_bench_smoke_other_backends():
+    pytest.importorskip("jax")
+    pytest.importorskip("torch")
+    out = run("bench_overhead.py", "--quick", "--models", "cnn", "--backends", "jax,torch")
+    assert "\n         cnn        jax " in out and "\n         cnn      torch " in out
+
+
 def test_plugin_bench_smoke():
     out = run("bench_plugin.py", "--layers", "5", "--steps", "50", "--repeats", "1", "--max-steps", "20")
     assert "heatmap" in out
