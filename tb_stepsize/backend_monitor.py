@@ -29,7 +29,7 @@ from tb_stepsize.summary import StepWriter
 MAX_PENDING = 64  # logged updates waiting on the host (torch: on the device) before they are written
 
 
-class BackendMonitor:
+class BackendMonitor(monitor_base.Lifecycle):
     """Records per-layer step sizes of the updates `optimizer` applies (JAX and torch backends).
 
     Arguments as `monitor.StepSizeMonitor`'s.  Subclasses name their
@@ -57,50 +57,19 @@ class BackendMonitor:
         on_finding=None,
         stop_on=(),
     ):
-        monitor_base.check_arguments(on_error, every_n_steps, metrics, on_finding)
-        self._findings_args = dict(on_finding=on_finding, stop_on=live_findings.check_stop_on(stop_on), interval=flush_secs)
-        self.every_n_steps = int(every_n_steps)
-        self._on_error = on_error
-        self._flush_secs = flush_secs
+        self._configure(every_n_steps, metrics, flush_secs, on_error, on_finding, stop_on)
         self._max_pending = int(max_pending or MAX_PENDING)
-        self.enabled = False
         self._paused = False
-        self.host_reads = 0  # waits for the device (JAX: effects barriers; torch: copies of taken updates)
-        self.logged_steps = 0
-        self._writer = None
         self._capture = None
         self._live = None
-        self._failed = False
-        try:
-            self._attach(log_dir, optimizer, variables, include, exclude, metrics, histograms)
-        except MonitorError as e:
-            self._fail(str(e))
-        except Exception as e:  # never let the monitor break training
-            self._fail(f"setting up failed: {type(e).__name__}: {e}")
+        self._attach_guarded(log_dir, optimizer, variables, include, exclude, metrics, histograms)
 
     # ----------------------------------------------------------------- set-up
-    def _fail(self, message):
-        """Stop recording for good, then warn once (or raise)."""
-        first, self._failed = not self._failed, True
-        self._shutdown()
-        if not first:
-            return
-        if self._on_error == "raise":
-            raise MonitorError(message)
-        warnings.warn(f"tb_stepsize: {message}; step sizes are not recorded.", stacklevel=3)
-
-    def _shutdown(self):
-        self.enabled = False
+    def _release(self):
+        """Stop recording: unhook the optimizer (`Lifecycle`)."""
         capture, self._capture = self._capture, None
         if capture is not None:
             capture.remove()
-        writer, self._writer = self._writer, None
-        atexit.unregister(self.close)
-        if writer is not None:
-            try:
-                writer.close()
-            except Exception as e:
-                self._fail(f"closing the event file failed: {type(e).__name__}: {e}")
 
     def _attach(self, log_dir, optimizer, variables, include, exclude, metrics, histograms):
         inner = getattr(optimizer, "inner_optimizer", optimizer)
@@ -180,16 +149,6 @@ class BackendMonitor:
         if due or self._capture.pending() >= self._max_pending:
             self.collect()
 
-    def collect(self, wait=False):
-        """Write the logged updates that arrived (all dispatched ones with `wait`) and report new findings."""
-        if not self.enabled:
-            return
-        try:
-            self._collect(wait)
-        except Exception as e:  # never let the monitor break training
-            self._fail(f"writing step sizes failed: {type(e).__name__}: {e}")
-        self._report()
-
     def _collect(self, wait):
         updates, synced = self._capture.take(wait)
         self.host_reads += synced
@@ -210,20 +169,6 @@ class BackendMonitor:
         self._unflushed = False
         self._last_flush = time.monotonic()
 
-    def _report(self, force=False):
-        if self._live is not None:
-            self._live.check(force)
-
-    @property
-    def findings(self):
-        """The findings reported during training so far (`findings.Finding`), in the order reported."""
-        return list(self._live.found) if self._live is not None else []
-
-    @property
-    def stop_requested(self):
-        """True once a finding of a kind in `stop_on` was reported."""
-        return self._live is not None and self._live.stop_requested
-
     def attached_to(self, optimizer):
         """True while this monitor records `optimizer`'s updates."""
         return self.enabled and getattr(optimizer, "inner_optimizer", optimizer) is self._optimizer
@@ -241,25 +186,3 @@ class BackendMonitor:
             self._calls_host = keras_internals.apply_call_count(self._optimizer)
             self._capture.resume(self._calls_host)
             self._paused = False
-
-    def flush(self):
-        """Write everything logged so far to disk (and report every new finding)."""
-        self.collect(wait=True)
-        if self._writer is not None:
-            try:
-                self._flush_file()
-            except Exception as e:
-                self._fail(f"flushing the event file failed: {type(e).__name__}: {e}")
-        self._report(force=True)
-
-    def close(self):
-        """Write what is pending, close the event file and unhook the optimizer."""
-        if self.enabled:
-            self.flush()
-        self._shutdown()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -241,7 +241,7 @@ class StepSizeMonitor(monitor_base.Lifecycle):
         if due or self._pending + self._per_call > self._capacity:
             self.collect()
 
-    def _collect(self):
+    def _collect(self, wait=False):  # every pull waits for the device
         written = self._host.pull()
         self.host_reads += 1
         self._pending = 0

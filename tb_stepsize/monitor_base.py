@@ -56,7 +56,7 @@ class Lifecycle:
 
     A subclass sets `enabled`, `_on_error`, `_failed = False`, `_writer`
     (a `summary.StepWriter` or None) and `_live` (`live_findings.LiveFindings`
-    or None), and provides `_collect()` (pull and write what is pending),
+    or None), and provides `_collect(wait)` (pull and write what is pending),
     `_flush_file()` (flush the event file) and `_release()` (stop recording:
     remove hooks).  Nothing here may break training: a failure is one warning
     (or `MonitorError` with `on_error="raise"`), after which the monitor
@@ -107,12 +107,13 @@ class Lifecycle:
             except Exception as e:  # e.g. the disk filled up: what was flushed stays readable
                 self._fail(f"closing the event file failed: {type(e).__name__}: {e}")
 
-    def collect(self):
-        """Pull logged updates from the device, write them and report new findings."""
+    def collect(self, wait=False):
+        """Pull logged updates from the device, write them and report new findings;
+        with `wait`, also those still on their way (asynchronous backends: JAX)."""
         if not self.enabled:
             return
         try:
-            self._collect()
+            self._collect(wait)
         except Exception as e:  # never let the monitor break training
             self._fail(f"writing step sizes failed: {type(e).__name__}: {e}")
         self._report()
@@ -135,7 +136,7 @@ class Lifecycle:
 
     def flush(self):
         """Write everything logged so far to disk (and report every new finding)."""
-        self.collect()
+        self.collect(wait=True)
         if self._writer is not None:
             try:
                 self._flush_file()

@@ -184,7 +184,7 @@ class StepSizeMonitor(monitor_base.Lifecycle):
         if self._pending and time.monotonic() - self._last_flush >= self._flush_secs:
             self.collect()
 
-    def _collect(self):
+    def _collect(self, wait=False):  # every pull waits for the device
         pending, self._pending = self._pending, []
         if not pending:
             return
