@@ -63,10 +63,15 @@ def magic(tmp_path_factory):
             yield port, html
         finally:
             stop = nbformat.v4.new_code_cell(
+                # Only the TensorBoard this kernel started (the one on our port); an info
+                # file left by a killed process elsewhere names a pid that is gone.
                 "from tensorboard import manager\n"
                 "import os, signal\n"
-                "for info in manager.get_all():\n"
-                "    os.kill(info.pid, signal.SIGTERM)\n"
+                f"for info in [i for i in manager.get_all() if i.port == {port}]:\n"
+                "    try:\n"
+                "        os.kill(info.pid, signal.SIGTERM)\n"
+                "    except ProcessLookupError:\n"
+                "        pass\n"
             )
             nb.cells.append(stop)
             client.execute_cell(stop, 2)
