@@ -76,10 +76,13 @@ def test_sigkill_loses_only_the_unflushed_tail(tmp_path, round_):
     wait = random.Random(seed).uniform(0.5, 4.0)
     steps, kill_time = _train_and_kill(str(tmp_path), wait)
     run = tb_stepsize.load(str(tmp_path))
-    on_disk = list(run.steps)
+    if run == {}:  # killed before the first flush: only the file's header is on disk
+        on_disk = []
+    else:
+        on_disk = list(run.steps)
+        assert run.problems == [] and np.isfinite(run.matrix("step", "p50")).all(), seed
     context = f"seed {seed}, waited {wait:.2f} s, logged {len(steps)}, on disk {len(on_disk)}"
-    assert on_disk == list(range(1, len(on_disk) + 1)) and run.problems == [], context
-    assert np.isfinite(run.matrix("step", "p50")).all(), context
+    assert on_disk == list(range(1, len(on_disk) + 1)), context
     for t, wall in steps:
         if kill_time - wall > FLUSH_SECS + SLACK:
             assert t in on_disk, (context, t, kill_time - wall)
