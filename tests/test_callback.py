@@ -20,7 +20,7 @@ KERAS_VERSION = tuple(int(part) for part in keras.__version__.split(".")[:2])
 
 def test_step_matches_weight_differences_recorded_around_fit(tmp_path):
     recorder = WeightRecorder()
-    model = train(sequential(), tmp_path, callbacks=[recorder], optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+    train(sequential(), tmp_path, callbacks=[recorder], optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
     run = tb_stepsize.load(str(tmp_path))
     assert list(run.steps) == list(range(1, 13))
     for col, t in enumerate(run.steps):

@@ -10,7 +10,6 @@ Screenshots go to artifacts/screenshots/.
 
 import csv
 import io
-import math
 import os
 import re
 import subprocess
