@@ -114,19 +114,9 @@ class BackendMonitor(monitor_base.Lifecycle):
 
     @staticmethod
     def _watched(optimizer, inner, variables, include, exclude):
-        if variables is None:
-            if not optimizer.built:
-                raise MonitorError("the optimizer is not built: pass `variables` or build it first")
-            variables = keras_internals.built_variables(inner)
-        variables = [v for v in variables if v.trainable]
-        watched = [v for _, v in monitor_base.select([(v.path, v) for v in variables], include, exclude)]
-        if not watched:
-            raise MonitorError(
-                "no trainable variables to watch"
-                + (f" (include={include!r}, exclude={exclude!r})" if include or exclude else "")
-            )
+        variables, watched = keras_internals.watched_variables(optimizer, inner, variables, include, exclude)
         if not optimizer.built:
-            optimizer.build(variables)  # what its first apply() would do
+            optimizer.build([v for v in variables if v.trainable])  # what its first apply() would do
         return watched
 
     # ------------------------------------------------------------- host side

@@ -21,6 +21,8 @@ import re
 
 import keras
 
+from tb_stepsize import monitor_base
+
 _IMPORT_ERROR = None
 try:  # base_optimizer.py (3.12-3.15): the backend-independent optimizer
     from keras.src.optimizers.base_optimizer import BaseOptimizer
@@ -147,6 +149,27 @@ def apply_call_count(optimizer):
 def built_variables(optimizer):
     """The variables `optimizer.build` was given (base_optimizer.py `build`: `_trainable_variables`)."""
     return optimizer._trainable_variables
+
+
+def watched_variables(optimizer, inner, variables, include, exclude):
+    """`(variables, watched)`: the variables the optimizer updates (its own if
+    `variables` is None; it must then be built) and the trainable ones of them to
+    record (`include`/`exclude` searched in `variable.path`), the same on every
+    backend.  Building an unbuilt optimizer is the caller's: where it builds
+    (a distribution strategy's scope) depends on the backend."""
+    if variables is None:
+        if not optimizer.built:
+            raise monitor_base.MonitorError("the optimizer is not built: pass `variables` or build it first")
+        variables = built_variables(inner)
+    variables = list(variables)
+    trainable = [(v.path, v) for v in variables if v.trainable]
+    watched = [v for _, v in monitor_base.select(trainable, include, exclude)]
+    if not watched:
+        raise monitor_base.MonitorError(
+            "no trainable variables to watch"
+            + (f" (include={include!r}, exclude={exclude!r})" if include or exclude else "")
+        )
+    return variables, watched
 
 
 def variable_key(optimizer, variable):

@@ -45,24 +45,9 @@ def _default_capacity(variables, per_call):
     return max(2 * per_call, min(MAX_CAPACITY, BUFFER_BYTES // max(1, slot_bytes)))
 
 
-def _select(variables, include, exclude):
-    return [v for _, v in monitor_base.select([(v.path, v) for v in variables if v.trainable], include, exclude)]
-
-
 def _watched(optimizer, inner, variables, include, exclude, strategy):
-    """The variables to record (the optimizer's own if `variables` is None);
-    builds the optimizer for them if it is not built yet."""
-    if variables is None:
-        if not optimizer.built:
-            raise MonitorError("the optimizer is not built: pass `variables` or build it first")
-        variables = keras_internals.built_variables(inner)
-    variables = list(variables)
-    watched = _select(variables, include, exclude)
-    if not watched:
-        raise MonitorError(
-            "no trainable variables to watch"
-            + (f" (include={include!r}, exclude={exclude!r})" if include or exclude else "")
-        )
+    """The variables to record; builds the optimizer for them if it is not built yet."""
+    variables, watched = keras_internals.watched_variables(optimizer, inner, variables, include, exclude)
     if not optimizer.built:
         with strategy.scope():  # slots mirrored like the variables
             optimizer.build(variables)  # what its first apply() would do
