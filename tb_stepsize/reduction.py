@@ -20,6 +20,8 @@ the same numbers by the same code; this module only arranges where the
 values come from and where the results go (TensorFlow variables).
 """
 
+import functools
+
 import numpy as np
 import tensorflow as tf
 
@@ -55,6 +57,61 @@ def _over_chunks(n, chunk, body, carry):
     if tail:
         carry = body(full * chunk, tail, carry)
     return carry
+
+
+def _terms(rule, element_metrics, old, new, grad, slots, scalars, decay):
+    """Elementwise metrics, and the elementwise terms of the per-layer sums (`update_stats`);
+    what is not wanted is never reduced (and XLA drops its computation)."""
+    parts = None if rule is None else rule.elementwise(scalars, slots, grad)
+    return update_stats.update_terms(OPS, old, new, parts, decay, element_metrics)
+
+
+# The kernels are pure functions of their tensors, made once per (rule, metrics) and
+# shared by every Reducer of the process: a new callback on a model of the same
+# shapes (a re-run notebook cell, the next fit of a sweep) calls the same traced
+# function, so XLA finds its compiled executable instead of compiling it again.
+# No autograph: they have no Python control flow on tensors, and converting the
+# statistics code cost about a second of the first `fit`.
+def _compiled(fn):
+    return tf.function(fn, jit_compile=True, autograph=False)
+
+
+@functools.lru_cache(maxsize=None)
+def _chunk_kernel(rule, element_metrics):
+    """Adds one chunk of a large variable to its running one-pass summaries and sums:
+    one kernel, so its elementwise metrics fuse instead of each filling a chunk-sized array."""
+
+    def chunk_pass(carry, chunk):
+        values, terms = _terms(rule, element_metrics, *chunk)
+        summaries, totals = carry
+        summaries = {
+            m: stats_kernel.OnePass(*summaries[m]).merge(stats_kernel.OnePass.of(OPS, values[m]), OPS).as_tuple()
+            for m in values
+        }
+        return summaries, {k: totals[k] + OPS.accurate_sum(terms[k]) for k in totals}
+
+    return _compiled(chunk_pass)
+
+
+@functools.lru_cache(maxsize=None)
+def _small_kernel(rule, element_metrics, scalar_metrics):
+    """Per-row statistics of all small variables, one fused kernel instead of a few
+    hundred small ops per logged step; rows not `updated` get NaN and empty histograms.
+    `segment_ids` maps each element to its row, `sizes` holds each row's element count."""
+
+    def small_summary(old, new, grad, slots, scalars, decay, updated, segment_ids, sizes):
+        groups = sizes.shape[0]
+        values, terms = _terms(rule, element_metrics, old, new, grad, slots, scalars, decay)
+        stats, hists = {}, {}
+        for m, x in values.items():
+            stat, hist = stats_kernel.elementwise_stats(OPS, x, segment_ids, groups)
+            stats[m] = tf.where(updated[:, tf.newaxis], stat, float("nan"))
+            hists[m] = tf.where(updated[:, tf.newaxis], hist, 0)
+        sums = {k: OPS.segment_sum(v, segment_ids, groups) for k, v in terms.items()}
+        scalar = update_stats.layer_scalars(OPS, sums, sizes, scalar_metrics)
+        return stats, hists, {m: tf.where(updated, v, float("nan")) for m, v in scalar.items()}
+
+    return _compiled(small_summary)
 
 
 class Reducer:
@@ -111,7 +168,8 @@ class Reducer:
                 self.learning_rates.value(),
                 self._values(self.stats),
                 self._values(self.hists),
-            )
+            ),
+            autograph=False,
         )
         if self.small_rows:
             total = int(offsets[-1])
@@ -122,11 +180,8 @@ class Reducer:
             self._small_vars = [variables[r] for r in self.small_rows]
             decays = [float(keras_internals.decays(optimizer, variables[r])) for r in self.small_rows]
             self._decay_mask = tf.constant(np.repeat(decays, [self.sizes[r] for r in self.small_rows]), tf.float32)
-            # One fused kernel instead of a few hundred small ops per logged step.
-            self._small_summary = tf.function(self._small_summary_fn, jit_compile=True)
-        # The pass over a chunk of a large variable is one kernel too: its
-        # elementwise metrics fuse instead of each filling a chunk-sized array.
-        self._chunk_pass = tf.function(self._chunk_pass_fn, jit_compile=True)
+            self._small_summary = _small_kernel(self.rule, self.element_metrics, self.scalar_metrics)
+        self._chunk_pass = _chunk_kernel(self.rule, self.element_metrics)
 
     @staticmethod
     def _flat_concat(xs):
@@ -136,13 +191,7 @@ class Reducer:
     def _values(variables):
         return {m: v.value() for m, v in variables.items()}
 
-    # -------------------------------------------------------------- metrics
-    def _elementwise(self, old, new, grad, slots, scalars, decay):
-        """Elementwise metrics, and the elementwise terms of the per-layer sums (`update_stats`);
-        what is not wanted is never reduced (and XLA drops its computation)."""
-        parts = None if self.rule is None else self.rule.elementwise(scalars, slots, grad)
-        return update_stats.update_terms(OPS, old, new, parts, decay, self.element_metrics)
-
+    @tf.autograph.experimental.do_not_convert
     def record(self, row, slot, before, after, grad, variable, learning_rate, decay):
         """Reduce one variable's logged update (called inside its logged branch).
 
@@ -188,24 +237,11 @@ class Reducer:
             stats, hist = stats_kernel.OnePass(*summary).finish(OPS)
             _put(self.stats[m], [slot, row], stats[0])
             _put(self.hists[m], [slot, row], hist[0])
-        for m, value in self._scalars(totals, float(n)).items():
+        for m, value in update_stats.layer_scalars(OPS, totals, float(n), self.scalar_metrics).items():
             _put(self.stats[m], [slot, row], tf.reshape(value, [1]))
 
-    def _chunk_pass_fn(self, carry, chunk):
-        """Add one chunk to the running one-pass summaries and sums (compiled with XLA)."""
-        values, terms = self._elementwise(*chunk)
-        summaries, totals = carry
-        summaries = {
-            m: stats_kernel.OnePass(*summaries[m]).merge(stats_kernel.OnePass.of(OPS, values[m]), OPS).as_tuple()
-            for m in values
-        }
-        return summaries, {k: totals[k] + OPS.accurate_sum(terms[k]) for k in totals}
-
-    def _scalars(self, sums, n):
-        """Per-layer scalar metrics from sums of `_elementwise` terms over `n` elements."""
-        return update_stats.layer_scalars(OPS, sums, n, self.scalar_metrics)
-
     # -------------------------------------------------- per logged update
+    @tf.autograph.experimental.do_not_convert
     def begin(self, slot):
         """Clear `slot` before the variables of a logged update record into it."""
         for buf in self.stats.values():
@@ -217,6 +253,7 @@ class Reducer:
         elif self.small_rows:
             self._updated.assign(tf.zeros_like(self._updated))
 
+    @tf.autograph.experimental.do_not_convert
     def end(self, slot, t, learning_rate, grads):
         """Reduce the small variables together and publish the slot as step `t`
         with the `learning_rate` Keras passed to this update.
@@ -248,25 +285,12 @@ class Reducer:
                 grad = self._scratch_grad.read_value()
             if self.optimizer.weight_decay is not None:
                 decay = self._decay_mask * (tf.cast(self.optimizer.weight_decay, tf.float32) * tf.cast(learning_rate, tf.float32))
-        stats, hists, scalar = self._small_summary(self._scratch_old.read_value(), new, grad, slots, scalars, decay, updated)
+        stats, hists, scalar = self._small_summary(
+            self._scratch_old.read_value(), new, grad, slots, scalars, decay, updated, self._segment_ids, self._small_sizes
+        )
         index = tf.stack([tf.fill([groups], slot), tf.constant(self.small_rows, tf.int32)], 1)
         for m in stats:
             self.stats[m].scatter_nd_update(index, stats[m])
             self.hists[m].scatter_nd_update(index, hists[m])
         for m, value in scalar.items():
             self.stats[m].scatter_nd_update(index, value[:, tf.newaxis])
-
-    def _small_summary_fn(self, old, new, grad, slots, scalars, decay, updated):
-        """Per-row statistics of all small variables (pure: compiled with XLA); rows
-        not `updated` get NaN and empty histograms."""
-        groups = len(self.small_rows)
-        seg = self._segment_ids
-        values, terms = self._elementwise(old, new, grad, slots, scalars, decay)
-        stats, hists = {}, {}
-        for m, x in values.items():
-            stat, hist = stats_kernel.elementwise_stats(OPS, x, seg, groups)
-            stats[m] = tf.where(updated[:, tf.newaxis], stat, float("nan"))
-            hists[m] = tf.where(updated[:, tf.newaxis], hist, 0)
-        sums = {k: OPS.segment_sum(v, seg, groups) for k, v in terms.items()}
-        scalar = {m: tf.where(updated, v, float("nan")) for m, v in self._scalars(sums, self._small_sizes).items()}
-        return stats, hists, scalar
