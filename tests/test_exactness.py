@@ -21,6 +21,7 @@ CASES = [(o, "float32") for o in OPTIMIZERS] + [(o, "mixed_float16") for o in OP
     ("sgd_momentum", "bfloat16"),
     ("adamw", "float32-chunked"),
     ("nadam", "float32-chunked"),
+    ("adamw", "float32-tail"),
 ]
 
 
@@ -31,13 +32,16 @@ def _train(tmp_path, optimizer_name, dtype):
 
 @pytest.mark.parametrize("optimizer_name,dtype", CASES, ids=[f"{o}-{d}" for o, d in CASES])
 def test_every_statistic_matches_numpy(tmp_path, monkeypatch, optimizer_name, dtype):
-    if dtype == "float32-chunked":
-        # Every variable takes the large-variable path, in chunks of 100
-        # elements with a tail (512 = 5 x 100 + 12, 128 = 100 + 28, 32 = tail only).
+    if dtype.startswith("float32-"):
+        # Every variable takes the large-variable path, in chunks of at most 100
+        # elements: `chunked` in equal ones (512 = 8 x 64, 128 = 2 x 64, 32 in
+        # one), `tail` in 100 and a shorter tail (512 = 5 x 100 + 12, 128 = 100 + 28).
         from tb_stepsize import reduction
 
         monkeypatch.setattr(reduction, "SMALL_MAX", 16)
         monkeypatch.setattr(reduction, "CHUNK", 100)
+        if dtype == "float32-tail":
+            monkeypatch.setattr(reduction, "chunk_length", lambda n, limit: min(n, limit))
         dtype = "float32"
     model, inner, records, config = _train(tmp_path, optimizer_name, dtype)
     run = tb_stepsize.load(str(tmp_path))

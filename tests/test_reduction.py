@@ -6,6 +6,7 @@ XLA-compiled -- kernels, and still record its own run exactly.
 """
 
 import keras
+import pytest
 import numpy as np
 
 import tb_stepsize
@@ -46,3 +47,20 @@ def test_a_new_callback_on_the_same_shapes_reuses_the_compiled_kernels(tmp_path)
     assert second.layers == first.layers and list(second.steps) == list(first.steps) == [1, 2, 3, 4]
     for metric in first.metrics:  # the same seed: the same run, recorded by the shared kernels
         np.testing.assert_array_equal(second.values[metric], first.values[metric], err_msg=metric)
+
+
+@pytest.mark.parametrize("n", [884_736, 8192 * 8192, 589_824, 16_384_000, 262_145, 786_433, 100_000, 7])
+def test_chunk_length_splits_evenly_where_it_can(n):
+    limit = reduction.CHUNK
+    length = reduction.chunk_length(n, limit)
+    assert length <= limit and (n <= limit) == (length == n)
+    if n % length:  # a tail only when no divisor in [limit / 2, limit] exists
+        assert length == limit
+        assert all(n % parts for parts in range(-(-n // limit), 2 * -(-n // limit) + 1))
+    elif n > limit:
+        assert length >= limit // 2
+
+
+def test_the_cnn_dense_kernel_is_one_chunk_shape():
+    # 3,456 x 256 (the ~1M CNN of bench_overhead): 4 chunks of 221,184, no tail to compile separately.
+    assert reduction.chunk_length(3456 * 256, reduction.CHUNK) == 221_184
