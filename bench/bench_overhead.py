@@ -22,12 +22,14 @@ steadier measure of the work added) and of wall time.  Columns:
 * `keras_hist`: keras.callbacks.TensorBoard(histogram_freq=1) with epochs of
   `--steps` steps (weight histograms at that frequency) ÷ plain fit
   (TensorFlow only: that callback writes through TensorFlow);
-* `first fit +s`: wall seconds the first epoch of a fit with the callback
-  (every step logged) takes beyond the plain fit's first epoch -- tracing
-  and compiling the monitored train step -- as `cold/warm`: cold for the
-  process's first callback (repeat 1), warm the median over the later
-  repeats, whose new model and callback find the reduction kernels that the
-  first one compiled (the same shapes: a re-run notebook cell, a sweep);
+* `first fit +s`: the set-up cost of the callback, in wall seconds: how
+  much longer the first epoch of a fit with it (every step logged) takes
+  than the plain fit's first epoch, less what its steps cost in a later
+  epoch -- tracing and compiling the monitored train step -- as
+  `cold/warm`: cold for the process's first callback (repeat 1), warm the
+  median over the later repeats, whose new model and callback find the
+  reduction kernels the first one compiled (the same shapes: a re-run
+  notebook cell, a sweep);
 * `logged/floor`: extra time of one logged step ÷ one compiled pass that
   reads every trainable weight and optimizer slot once (the memory-traffic
   floor of any exact monitor; TensorFlow only, nan elsewhere);
@@ -37,7 +39,8 @@ steadier measure of the work added) and of wall time.  Columns:
   in batches (JAX: effects barriers, at epoch ends; torch: copies of the
   waiting summaries to the host);
 * `mem/largest`: extra peak RSS with the callback ÷ the largest variable
-  (fresh processes, min over repeats).
+  (fresh processes, min over repeats; it includes a fixed ~0.2 GB of
+  compiled reduction code, so it means something only for big variables).
 """
 
 import argparse
@@ -222,7 +225,14 @@ def time_model(name, args):
         "logged/floor": logged_extra / extra["floor"],
         "bytes/step/layer": extra["bytes"],
         "reads/100": extra["reads"],
-        "first fit +s": _cold_warm([a - b for a, b in zip(first_epoch["every_n=1"], first_epoch["fit"])]),
+        "first fit +s": _cold_warm(
+            [
+                (first_on - first_off) - args.steps * (step_on - step_off)
+                for first_on, first_off, step_on, step_off in zip(
+                    first_epoch["every_n=1"], first_epoch["fit"], per_step["every_n=1"], per_step["fit"]
+                )
+            ]
+        ),
     }
 
 
@@ -233,7 +243,7 @@ def _cold_warm(extra_seconds):
 
 
 MEMORY_SCRIPT = """
-import resource, sys, tempfile
+import sys, tempfile
 sys.path.insert(0, {bench!r})
 import bench_overhead as b
 import keras, tb_stepsize
@@ -243,7 +253,10 @@ b.compile_model(model)
 callbacks = [tb_stepsize.StepSizeCallback(tempfile.mkdtemp())] if sys.argv[1] == "on" else []
 model.fit(x[: 4 * batch], y[: 4 * batch], batch_size=batch, epochs=2, verbose=0, callbacks=callbacks)
 largest = max(int(keras.ops.convert_to_numpy(v).nbytes) for v in model.trainable_variables)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, largest)
+# VmHWM, not ru_maxrss: Linux keeps ru_maxrss across fork and exec, so a child of
+# this (large) bench process would report the parent's peak, whatever it used.
+peak = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+print(peak, largest)
 """
 
 
