@@ -30,6 +30,7 @@ from tb_stepsize.ops_tf import OPS
 
 SMALL_MAX = 1 << 16  # elements: variables up to this size share one reduction
 CHUNK = 1 << 18  # elements per chunk of a large variable
+PARALLEL_CHUNKS = 2  # chunk kernels of one variable that may run at once
 
 ELEMENT_METRICS = update_stats.ELEMENT_METRICS
 SCALAR_METRICS = update_stats.SCALAR_METRICS
@@ -61,20 +62,27 @@ def chunk_length(n, limit):
     return limit
 
 
-def _over_chunks(n, chunk, body, carry):
-    """Fold `body(start, size, carry)` over [0, n) in chunks of static size."""
+def _over_chunks(n, chunk, summarize, merge, carry):
+    """Fold `merge(carry, summarize(start, size))` over [0, n) in chunks of static size.
+
+    A chunk's summary does not depend on the carry, so the loop lets
+    `PARALLEL_CHUNKS` iterations run at once: on a CPU the next chunk's
+    kernel runs on another core while the first finishes (one XLA kernel
+    on the CPU is serial).  The
+    merges stay in chunk order, so the float sums are the same every time.
+    """
     full, tail = divmod(n, chunk)
     if full == 1 and tail == 0:
-        return body(0, n, carry)
+        return merge(carry, summarize(0, n))
     if full:
         _, carry = tf.while_loop(
             lambda i, c: i < full,
-            lambda i, c: (i + 1, body(i * chunk, chunk, c)),
+            lambda i, c: (i + 1, merge(c, summarize(i * chunk, chunk))),
             (tf.constant(0), carry),
-            parallel_iterations=1,
+            parallel_iterations=PARALLEL_CHUNKS,
         )
     if tail:
-        carry = body(full * chunk, tail, carry)
+        carry = merge(carry, summarize(full * chunk, tail))
     return carry
 
 
@@ -97,19 +105,22 @@ def _compiled(fn):
 
 @functools.lru_cache(maxsize=None)
 def _chunk_kernel(rule, element_metrics):
-    """Adds one chunk of a large variable to its running one-pass summaries and sums:
-    one kernel, so its elementwise metrics fuse instead of each filling a chunk-sized array."""
+    """One chunk of a large variable to its one-pass summaries and sums: one kernel,
+    so its elementwise metrics fuse instead of each filling a chunk-sized array."""
 
-    def chunk_pass(carry, chunk):
+    def chunk_pass(chunk):
         values, terms = _terms(rule, element_metrics, *chunk)
-        summaries, totals = carry
-        summaries = {
-            m: stats_kernel.OnePass(*summaries[m]).merge(stats_kernel.OnePass.of(OPS, values[m]), OPS).as_tuple()
-            for m in values
-        }
-        return summaries, {k: totals[k] + OPS.accurate_sum(terms[k]) for k in totals}
+        summaries = {m: stats_kernel.OnePass.of(OPS, values[m]).as_tuple() for m in values}
+        return summaries, {k: OPS.accurate_sum(v) for k, v in terms.items()}
 
     return _compiled(chunk_pass)
+
+
+def _merge_chunks(carry, part):
+    """Running summaries and sums of a large variable, with one more chunk's."""
+    (summaries, totals), (more, more_totals) = carry, part
+    merged = {m: stats_kernel.OnePass(*summaries[m]).merge(stats_kernel.OnePass(*more[m]), OPS).as_tuple() for m in summaries}
+    return merged, {k: totals[k] + more_totals[k] for k in totals}
 
 
 @functools.lru_cache(maxsize=None)
@@ -252,7 +263,7 @@ class Reducer:
             {k: tf.zeros([]) for k in sum_names},
         )
         chunk = chunk_length(n, self.chunk)
-        summaries, totals = _over_chunks(n, chunk, lambda start, size, c: self._chunk_pass(c, cut(start, size)), carry)
+        summaries, totals = _over_chunks(n, chunk, lambda start, size: self._chunk_pass(cut(start, size)), _merge_chunks, carry)
         for m, summary in summaries.items():
             stats, hist = stats_kernel.OnePass(*summary).finish(OPS)
             _put(self.stats[m], [slot, row], stats[0])
