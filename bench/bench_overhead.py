@@ -22,14 +22,15 @@ steadier measure of the work added) and of wall time.  Columns:
 * `keras_hist`: keras.callbacks.TensorBoard(histogram_freq=1) with epochs of
   `--steps` steps (weight histograms at that frequency) ÷ plain fit
   (TensorFlow only: that callback writes through TensorFlow);
-* `first fit +s`: the set-up cost of the callback, in wall seconds: how
-  much longer the first epoch of a fit with it (every step logged) takes
-  than the plain fit's first epoch, less what its steps cost in a later
-  epoch -- tracing and compiling the monitored train step -- as
-  `cold/warm`: cold for the process's first callback (repeat 1), warm the
-  median over the later repeats, whose new model and callback find the
-  reduction kernels the first one compiled (the same shapes: a re-run
-  notebook cell, a sweep);
+* `first fit +s`: the set-up cost of the callback in wall seconds, measured
+  in fresh processes: how much longer the first epoch of a fit with it
+  (every step logged) takes than a plain fit's first epoch in the same
+  process, less what its logged steps cost in a later epoch -- tracing and
+  compiling the monitored train step -- as `cold/warm`: cold for the
+  process's first callback, warm for a second model of the same shapes with
+  a new callback, which finds the reduction kernels the first one compiled
+  (a re-run notebook cell, the next run of a sweep); medians over
+  `--memory_repeats` processes;
 * `logged/floor`: extra time of one logged step ÷ one compiled pass that
   reads every trainable weight and optimizer slot once (the memory-traffic
   floor of any exact monitor; TensorFlow only, nan elsewhere);
@@ -162,7 +163,6 @@ def time_model(name, args):
         configs.remove("keras_hist")
     per_step = {c: [] for c in configs}  # wall seconds per step, one entry per repeat
     cpu_per_step = {c: [] for c in configs}  # process CPU seconds per step
-    first_epoch = {c: [] for c in configs}  # wall seconds of the first (tracing) epoch
     failed = {}
     extra = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -194,7 +194,6 @@ def time_model(name, args):
                 # between two speeds for whole epochs, whatever runs.
                 per_step[config].append(min(timer.times[1:]) / args.steps)
                 cpu_per_step[config].append(min(timer.cpu_times[1:]) / args.steps)
-                first_epoch[config].append(timer.times[0])
                 if config == "every_n=1":
                     files = glob.glob(os.path.join(log_dir, "events.out.tfevents.*"))
                     logged = callbacks[0].monitor.logged_steps
@@ -225,21 +224,40 @@ def time_model(name, args):
         "logged/floor": logged_extra / extra["floor"],
         "bytes/step/layer": extra["bytes"],
         "reads/100": extra["reads"],
-        "first fit +s": _cold_warm(
-            [
-                (first_on - first_off) - args.steps * (step_on - step_off)
-                for first_on, first_off, step_on, step_off in zip(
-                    first_epoch["every_n=1"], first_epoch["fit"], per_step["every_n=1"], per_step["fit"]
-                )
-            ]
-        ),
+        "logged_extra": logged_extra,
     }
 
 
-def _cold_warm(extra_seconds):
-    """`cold/warm` seconds: the first repeat's, and the median of the others' (n/a with one repeat)."""
-    warm = f"{statistics.median(extra_seconds[1:]):.1f}" if len(extra_seconds) > 1 else "n/a"
-    return f"{extra_seconds[0]:.1f}/{warm}"
+FIRST_FIT_SCRIPT = """
+import sys, tempfile
+sys.path.insert(0, {bench!r})
+import bench_overhead as b
+import keras, tb_stepsize
+for monitored in (False, False, True, False, True):  # the first plain fit warms up Keras itself
+    keras.utils.set_random_seed(0)
+    model, x, y, batch = b.build({name!r}, {quick!r})
+    b.compile_model(model)
+    timer = b.timer_callback()
+    callbacks = [tb_stepsize.StepSizeCallback(tempfile.mkdtemp())] if monitored else []
+    model.fit(x[: {steps} * batch], y[: {steps} * batch], batch_size=batch, epochs=1, verbose=0, callbacks=callbacks + [timer])
+    for callback in callbacks:
+        callback.close()
+    print(timer.times[0])
+    del model
+    keras.backend.clear_session()
+"""
+
+
+def first_fit_cost(name, args, logged_extra):
+    """`cold/warm` set-up seconds of the callback (see `first fit +s`)."""
+    cold, warm = [], []
+    for _ in range(args.memory_repeats):
+        script = FIRST_FIT_SCRIPT.format(bench=HERE, name=name, quick=args.quick, steps=args.steps)
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+        _, plain, on, plain_again, on_again = map(float, out.stdout.split()[-5:])
+        cold.append(on - plain - args.steps * logged_extra)
+        warm.append(on_again - plain_again - args.steps * logged_extra)
+    return f"{statistics.median(cold):.1f}/{statistics.median(warm):.1f}"
 
 
 MEMORY_SCRIPT = """
@@ -297,12 +315,14 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=5, help="timed epochs after one warm-up epoch")
     parser.add_argument("--steps", type=int, default=10, help="steps per epoch (= keras_hist frequency)")
-    parser.add_argument("--memory_repeats", type=int, default=2)
+    parser.add_argument("--memory_repeats", type=int, help="fresh processes for mem/largest and first fit +s (2; --quick: 0)")
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, one repeat")
     parser.add_argument("--row_only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
-        args.repeats, args.epochs, args.steps, args.memory_repeats = 1, 1, 3, 0
+        args.repeats, args.epochs, args.steps = 1, 1, 3
+    if args.memory_repeats is None:
+        args.memory_repeats = 0 if args.quick else 2
     names = args.models.split(",")
     if not args.row_only:
         print(
@@ -324,6 +344,7 @@ def main():
     (name,) = names
     row = time_model(name, args)
     row["mem/largest"] = memory_ratio(name, args)[0] if args.memory_repeats else float("nan")
+    row["first fit +s"] = first_fit_cost(name, args, row["logged_extra"]) if args.memory_repeats else "n/a"
     cells = (f"{row[c]:>{width}s}" if isinstance(row[c], str) else f"{row[c]:>{width}{spec}}" for c, width, spec in COLUMNS)
     print(" ".join(cells), flush=True)
 

@@ -131,10 +131,9 @@ class BackendMonitor(monitor_base.Lifecycle):
         if not self.enabled or self._paused:
             return
         before, self._calls_host = self._calls_host, self._calls_host + int(n)
-        k, n_every = self._accumulation, self.every_n_steps
-        t_lo, t_hi = before // k, self._calls_host // k
-        if loss is not None and t_hi > t_lo and (t_hi - 1) % n_every == 0:
-            self._losses[t_hi] = loss
+        _, last = monitor_base.completed_updates(before, self._calls_host, self._accumulation, self.every_n_steps)
+        if loss is not None and last is not None:
+            self._losses[last] = loss
         due = time.monotonic() - self._last_take >= self._flush_secs
         if due or self._capture.pending() >= self._max_pending:
             self.collect()

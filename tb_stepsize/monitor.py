@@ -217,11 +217,10 @@ class StepSizeMonitor(monitor_base.Lifecycle):
         if not self.enabled or self._paused:
             return
         before, self._calls_host = self._calls_host, self._calls_host + int(n)
-        k, n_every = self._accumulation, self.every_n_steps
-        t_lo, t_hi = before // k, self._calls_host // k
-        self._pending += (t_hi - 1) // n_every - (t_lo - 1) // n_every
-        if loss is not None and t_hi > t_lo and (t_hi - 1) % n_every == 0:
-            self._host.note_loss(t_hi, loss)
+        logged, last = monitor_base.completed_updates(before, self._calls_host, self._accumulation, self.every_n_steps)
+        self._pending += logged
+        if loss is not None and last is not None:
+            self._host.note_loss(last, loss)
         due = (self._pending or self._unflushed) and time.monotonic() - self._last_flush >= self._flush_secs
         if due or self._pending + self._per_call > self._capacity:
             self.collect()

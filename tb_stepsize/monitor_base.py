@@ -39,6 +39,21 @@ def check_writable(log_dir):
         raise MonitorError(f"log_dir {log_dir!r} is not writable: {e}") from None
 
 
+def completed_updates(calls_before, calls_after, accumulation, every_n_steps):
+    """What the optimizer calls after the first `calls_before` up to `calls_after` completed:
+    `(logged, last)`, how many of the updates they completed are logged ones, and the
+    last update's number if it is logged (its loss is written with it), else None.
+
+    Keras counts `apply` calls; with gradient accumulation an update takes
+    `accumulation` calls, and update t (from 1) is logged when (t - 1) is a
+    multiple of `every_n_steps`.
+    """
+    t_lo, t_hi = calls_before // accumulation, calls_after // accumulation
+    logged = (t_hi - 1) // every_n_steps - (t_lo - 1) // every_n_steps
+    last = t_hi if logged and (t_hi - 1) % every_n_steps == 0 else None
+    return logged, last
+
+
 def select(named, include, exclude):
     """The `(name, item)` pairs of `named` whose name matches `include` (a regex
     searched in it, or None for all) and not `exclude`, in their order."""

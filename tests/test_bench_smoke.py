@@ -19,8 +19,11 @@ def run(script, *args, timeout=600):
 
 def test_overhead_bench_smoke():
     pytest.importorskip("tensorflow")
-    out = run("bench_overhead.py", "--quick", "--models", "cnn")
+    out = run("bench_overhead.py", "--quick", "--models", "cnn", "--memory_repeats", "1")
     assert "every_n=1" in out and "\n         cnn " in out
+    cells = out.strip().splitlines()[-1].split()
+    cold, warm = map(float, cells[-2].split("/"))  # first fit +s, from fresh processes
+    assert float(cells[-1]) > 0  # mem/largest: the callback's peak is above the plain fit's
 
 
 def test_overhead_bench_smoke_other_backends():

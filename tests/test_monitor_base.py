@@ -34,3 +34,16 @@ def test_unwritable_log_dir_is_a_monitor_error(tmp_path):
         monitor_base.check_writable(str(blocker / "run"))
     monitor_base.check_writable(str(tmp_path / "run"))
     assert (tmp_path / "run").is_dir()
+
+
+def test_completed_updates_counts_logged_updates_like_enumerating_them():
+    for accumulation in (1, 3):
+        for every_n in (1, 2, 5):
+            for before in range(0, 12):
+                for n in range(0, 9):
+                    after = before + n
+                    completed = [t for t in range(before // accumulation + 1, after // accumulation + 1)]
+                    logged = [t for t in completed if (t - 1) % every_n == 0]
+                    want_last = completed[-1] if completed and completed[-1] in logged else None
+                    got = monitor_base.completed_updates(before, after, accumulation, every_n)
+                    assert got == (len(logged), want_last), (before, after, accumulation, every_n)
