@@ -229,7 +229,7 @@ def time_model(name, args):
 
 
 FIRST_FIT_SCRIPT = """
-import sys, tempfile
+import gc, sys, tempfile
 sys.path.insert(0, {bench!r})
 import bench_overhead as b
 import keras, tb_stepsize
@@ -243,20 +243,27 @@ for monitored in (False, False, True, False, True):  # the first plain fit warms
     for callback in callbacks:
         callback.close()
     print(timer.times[0])
-    del model
+    del model, callbacks
     keras.backend.clear_session()
+    gc.collect()  # not inside the next fit's first epoch
 """
 
 
-def first_fit_cost(name, args, logged_extra):
-    """`cold/warm` set-up seconds of the callback (see `first fit +s`)."""
-    cold, warm = [], []
+def first_epochs(name, args):
+    """First-epoch wall seconds `(plain, monitored, plain again, monitored again)` of
+    each fresh process (see `first fit +s`)."""
+    runs = []
     for _ in range(args.memory_repeats):
         script = FIRST_FIT_SCRIPT.format(bench=HERE, name=name, quick=args.quick, steps=args.steps)
         out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-        _, plain, on, plain_again, on_again = map(float, out.stdout.split()[-5:])
-        cold.append(on - plain - args.steps * logged_extra)
-        warm.append(on_again - plain_again - args.steps * logged_extra)
+        runs.append(tuple(map(float, out.stdout.split()[-4:])))
+    return runs
+
+
+def first_fit_cost(runs, steps, logged_extra):
+    """`cold/warm` set-up seconds from `first_epochs`, less `steps` logged steps' own extra cost."""
+    cold = [on - plain - steps * logged_extra for plain, on, _, _ in runs]
+    warm = [on - plain - steps * logged_extra for _, _, plain, on in runs]
     return f"{statistics.median(cold):.1f}/{statistics.median(warm):.1f}"
 
 
@@ -342,9 +349,14 @@ def main():
                 subprocess.run([sys.executable, os.path.abspath(__file__), *argv] + ["--quick"] * args.quick, check=True, env=env)
         return
     (name,) = names
+    # The fresh processes first, while this one is small: Keras keeps every model a
+    # process built (about its weights and slots each, with or without the callback),
+    # and on the 100M MLP this process and a child together outgrew the machine.
+    memory = memory_ratio(name, args)[0] if args.memory_repeats else float("nan")
+    epochs = first_epochs(name, args)
     row = time_model(name, args)
-    row["mem/largest"] = memory_ratio(name, args)[0] if args.memory_repeats else float("nan")
-    row["first fit +s"] = first_fit_cost(name, args, row["logged_extra"]) if args.memory_repeats else "n/a"
+    row["mem/largest"] = memory
+    row["first fit +s"] = first_fit_cost(epochs, args.steps, row["logged_extra"]) if epochs else "n/a"
     cells = (f"{row[c]:>{width}s}" if isinstance(row[c], str) else f"{row[c]:>{width}{spec}}" for c, width, spec in COLUMNS)
     print(" ".join(cells), flush=True)
 
