@@ -68,8 +68,8 @@ def _over_chunks(n, chunk, summarize, merge, carry):
     A chunk's summary does not depend on the carry, so the loop lets
     `PARALLEL_CHUNKS` iterations run at once: on a CPU the next chunk's
     kernel runs on another core while the first finishes (one XLA kernel
-    on the CPU is serial).  The
-    merges stay in chunk order, so the float sums are the same every time.
+    on the CPU is serial).  The merges stay in chunk order, so the float
+    sums are the same every time.
     """
     full, tail = divmod(n, chunk)
     if full == 1 and tail == 0:
