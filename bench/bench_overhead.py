@@ -228,11 +228,23 @@ def time_model(name, args):
     }
 
 
-FIRST_FIT_SCRIPT = """
+CHILD_PREAMBLE = """
 import gc, sys, tempfile
 sys.path.insert(0, {bench!r})
 import bench_overhead as b
 import keras, tb_stepsize
+"""
+
+
+def in_fresh_process(body, name, args, *argv, **fields):
+    """The words `body` (a script after `CHILD_PREAMBLE`, formatted with the model
+    `name`, `args.quick` and `fields`) prints, run in a new Python process with `argv`."""
+    script = (CHILD_PREAMBLE + body).format(bench=HERE, name=name, quick=args.quick, **fields)
+    out = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+FIRST_FIT_SCRIPT = """
 for monitored in (False, False, True, False, True):  # the first plain fit warms up Keras itself
     keras.utils.set_random_seed(0)
     model, x, y, batch = b.build({name!r}, {quick!r})
@@ -254,9 +266,8 @@ def first_epochs(name, args):
     each fresh process (see `first fit +s`)."""
     runs = []
     for _ in range(args.memory_repeats):
-        script = FIRST_FIT_SCRIPT.format(bench=HERE, name=name, quick=args.quick, steps=args.steps)
-        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-        runs.append(tuple(map(float, out.stdout.split()[-4:])))
+        words = in_fresh_process(FIRST_FIT_SCRIPT, name, args, steps=args.steps)
+        runs.append(tuple(map(float, words[-4:])))
     return runs
 
 
@@ -268,10 +279,6 @@ def first_fit_cost(runs, steps, logged_extra):
 
 
 MEMORY_SCRIPT = """
-import sys, tempfile
-sys.path.insert(0, {bench!r})
-import bench_overhead as b
-import keras, tb_stepsize
 keras.utils.set_random_seed(0)
 model, x, y, batch = b.build({name!r}, {quick!r})
 b.compile_model(model)
@@ -289,9 +296,7 @@ def memory_ratio(name, args):
     peaks = {"off": [], "on": []}
     for _ in range(args.memory_repeats):
         for mode in peaks:
-            script = MEMORY_SCRIPT.format(bench=HERE, name=name, quick=args.quick)
-            out = subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, check=True)
-            peak, largest = map(int, out.stdout.split()[-2:])
+            peak, largest = map(int, in_fresh_process(MEMORY_SCRIPT, name, args, mode)[-2:])
             peaks[mode].append(peak)
     return (min(peaks["on"]) - min(peaks["off"])) / largest, min(peaks["off"])
 
